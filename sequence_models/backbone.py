@@ -1,0 +1,249 @@
+"""The residual stack around any token mixer, and the registry that makes the mixer a flag.
+
+    x ← x + dropout(mixer(LayerNorm(x)))
+    x ← x + dropout(MLP(LayerNorm(x)))        (skipped when mlp_ratio = 0)
+    y = LayerNorm(x)
+
+Each backbone is a frozen config dataclass (what tyro turns into flags) that knows how to build
+its mixer. `BACKBONE_CONFIGS` maps the registry name to the config class; `BackboneChoice` is the
+same set as tyro subcommands: `backbone:mingru --backbone.expansion 2`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+import torch
+import tyro
+from torch import nn
+
+from .attention import CausalSelfAttention
+from .lru import LRU
+from .min_rnn import MinGRU, MinLSTM
+from .shapes import check_sequence, check_step
+
+GRADIENT_MODES = ("bptt", "dsf", "truncated")
+GradientMode = Literal["bptt", "dsf", "truncated"]
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    d_model: int = 128
+    """width of the residual stream"""
+    n_layers: int = 3
+    """number of residual blocks"""
+    dropout: float = 0.1
+    """dropout on each block's mixer and MLP outputs (and attention weights)"""
+    mlp_ratio: float = 4.0
+    """hidden width of each block's MLP, as a multiple of d_model; 0 removes the MLP"""
+    gradient: GradientMode = "bptt"
+    """how recurrent layers are trained: exact bptt, dsf (diagonal state feedback) or truncated"""
+
+    name: ClassVar[str] = ""
+    gradient_modes: ClassVar[tuple[str, ...]] = ("bptt",)
+    uses_padding_mask: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if self.d_model <= 0 or self.n_layers <= 0:
+            raise ValueError(f"d_model and n_layers must be positive, got {self.d_model} and {self.n_layers}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.mlp_ratio < 0:
+            raise ValueError(f"mlp_ratio must be >= 0 (0 = no MLP), got {self.mlp_ratio}")
+        if self.gradient not in GRADIENT_MODES:
+            raise ValueError(f"unknown gradient mode {self.gradient!r}; valid modes: {', '.join(GRADIENT_MODES)}")
+        if self.gradient not in self.gradient_modes:
+            others = [n for n, c in BACKBONE_CONFIGS.items() if self.gradient in c.gradient_modes]
+            raise ValueError(
+                f"backbone {self.name!r} supports gradient modes {list(self.gradient_modes)}, not {self.gradient!r}"
+                + (f"; {self.gradient} applies to: {', '.join(others)}" if others else "")
+            )
+
+    def build_mixer(self) -> nn.Module:
+        raise NotImplementedError
+
+
+BACKBONE_CONFIGS: dict[str, type[BackboneConfig]] = {}
+
+
+def register_backbone(config_class: type[BackboneConfig]) -> type[BackboneConfig]:
+    BACKBONE_CONFIGS[config_class.name] = config_class
+    return config_class
+
+
+@register_backbone
+@dataclass(frozen=True)
+class TransformerConfig(BackboneConfig):
+    n_heads: int = 1
+    """attention heads (d_model must be a multiple)"""
+
+    name: ClassVar[str] = "transformer"
+    uses_padding_mask: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_heads <= 0 or self.d_model % self.n_heads != 0:
+            raise ValueError(f"d_model ({self.d_model}) must be a positive multiple of n_heads ({self.n_heads})")
+
+    def build_mixer(self) -> nn.Module:
+        return CausalSelfAttention(self.d_model, self.n_heads, self.dropout)
+
+
+@register_backbone
+@dataclass(frozen=True)
+class MinGRUConfig(BackboneConfig):
+    expansion: float = 1.0
+    """inner width of the recurrence as a multiple of d_model"""
+    learned_init_state: bool = False
+    """learn h_0 instead of starting from zeros"""
+
+    name: ClassVar[str] = "mingru"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.expansion <= 0:
+            raise ValueError(f"expansion must be > 0, got {self.expansion}")
+
+    def build_mixer(self) -> nn.Module:
+        return MinGRU(self.d_model, self.expansion, self.learned_init_state)
+
+
+@register_backbone
+@dataclass(frozen=True)
+class MinLSTMConfig(MinGRUConfig):
+    normalize: bool = True
+    """divide the forget and input gates by their sum (f' + i' = 1), as in the paper"""
+
+    name: ClassVar[str] = "minlstm"
+
+    def build_mixer(self) -> nn.Module:
+        return MinLSTM(self.d_model, self.expansion, self.learned_init_state, self.normalize)
+
+
+@register_backbone
+@dataclass(frozen=True)
+class LRUConfig(BackboneConfig):
+    state_dim: int | None = None
+    """complex state size N (default: d_model)"""
+    r_min: float = 0.0
+    """smallest initial eigenvalue modulus"""
+    r_max: float = 1.0
+    """largest initial eigenvalue modulus"""
+    max_phase: float = 2 * math.pi
+    """largest initial eigenvalue phase"""
+
+    name: ClassVar[str] = "lru"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.r_min <= self.r_max <= 1.0:
+            raise ValueError(f"LRU needs 0 <= r_min <= r_max <= 1, got r_min={self.r_min}, r_max={self.r_max}")
+        if self.max_phase <= 0:
+            raise ValueError(f"max_phase must be > 0, got {self.max_phase}")
+        if self.state_dim is not None and self.state_dim <= 0:
+            raise ValueError(f"state_dim must be positive, got {self.state_dim}")
+
+    def build_mixer(self) -> nn.Module:
+        return LRU(self.d_model, self.state_dim, self.r_min, self.r_max, self.max_phase)
+
+
+def backbone_config(name: str, **overrides: Any) -> BackboneConfig:
+    """The config registered under `name`, with field overrides."""
+    if name not in BACKBONE_CONFIGS:
+        close = difflib.get_close_matches(name, BACKBONE_CONFIGS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown backbone {name!r}{hint}; choose one of: {', '.join(BACKBONE_CONFIGS)}")
+    config_class = BACKBONE_CONFIGS[name]
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(config_class)}
+    if unknown:
+        raise ValueError(f"backbone {name!r} has no option(s) {sorted(unknown)}")
+    return config_class(**overrides)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, mixer: nn.Module, d_model: int, mlp_ratio: float, dropout: float):
+        super().__init__()
+        self.norm_mixer = nn.LayerNorm(d_model)
+        self.mixer = mixer
+        hidden = int(round(mlp_ratio * d_model))
+        self.norm_mlp = nn.LayerNorm(d_model) if hidden else None
+        self.mlp = (
+            nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, d_model)) if hidden else None
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def _mlp_residual(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.mlp is None else x + self.dropout(self.mlp(self.norm_mlp(x)))
+
+    def forward(self, x: torch.Tensor, state: Any = None, **mixer_kwargs: Any) -> tuple[torch.Tensor, Any]:
+        mixed, state = self.mixer(self.norm_mixer(x), state, **mixer_kwargs)
+        return self._mlp_residual(x + self.dropout(mixed)), state
+
+    def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        mixed, state = self.mixer.step(self.norm_mixer(x_t), state)
+        return self._mlp_residual(x_t + self.dropout(mixed)), state
+
+
+class Backbone(nn.Module):
+    """A stack of residual blocks; `state` is a list with one entry per block."""
+
+    def __init__(self, config: BackboneConfig):
+        super().__init__()
+        self.config = config
+        self.blocks = nn.ModuleList(
+            ResidualBlock(config.build_mixer(), config.d_model, config.mlp_ratio, config.dropout)
+            for _ in range(config.n_layers)
+        )
+        self.norm = nn.LayerNorm(config.d_model)
+
+    def init_state(self, batch_size: int, device=None, dtype=None) -> list[Any]:
+        return [block.mixer.init_state(batch_size, device=device, dtype=dtype) for block in self.blocks]
+
+    def _layer_states(self, state: list[Any] | None) -> list[Any]:
+        if state is None:
+            return [None] * len(self.blocks)
+        if not isinstance(state, (list, tuple)) or len(state) != len(self.blocks):
+            raise ValueError(f"state must be a list with one entry per layer ({len(self.blocks)}), got {type(state).__name__}")
+        return list(state)
+
+    def forward(
+        self, x: torch.Tensor, state: list[Any] | None = None, padding_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[Any]]:
+        check_sequence(x, self.config.d_model, "Backbone")
+        mixer_kwargs = {}
+        if padding_mask is not None:
+            if not self.config.uses_padding_mask:
+                raise ValueError(
+                    f"backbone {self.config.name!r} is causal and takes no padding mask: pad on the right "
+                    "(valid steps first) and mask the loss instead"
+                )
+            mixer_kwargs["padding_mask"] = padding_mask
+        new_state = []
+        for block, layer_state in zip(self.blocks, self._layer_states(state)):
+            x, layer_state = block(x, layer_state, **mixer_kwargs)
+            new_state.append(layer_state)
+        return self.norm(x), new_state
+
+    def step(self, x_t: torch.Tensor, state: list[Any] | None) -> tuple[torch.Tensor, list[Any]]:
+        check_step(x_t, self.config.d_model, "Backbone")
+        new_state = []
+        for block, layer_state in zip(self.blocks, self._layer_states(state)):
+            x_t, layer_state = block.step(x_t, layer_state)
+            new_state.append(layer_state)
+        return self.norm(x_t), new_state
+
+
+def build_backbone(config: BackboneConfig) -> Backbone:
+    return Backbone(config)
+
+
+def backbone_choice() -> Any:
+    """The registered configs as one tyro subcommand type: `backbone:NAME --backbone.FIELD VALUE`."""
+    return Union[tuple(Annotated[cls, tyro.conf.subcommand(name)] for name, cls in BACKBONE_CONFIGS.items())]  # noqa: UP007
+
+
+BackboneChoice = backbone_choice()

@@ -1,0 +1,131 @@
+"""minGRU and minLSTM ("Were RNNs All We Needed?", Feng et al. 2024).
+
+Both are h_t = a_t ⊙ h_{t-1} + b_t with a_t, b_t > 0 computed from x_t alone, so the whole
+sequence is one log-space scan. Each layer defines its log-coefficients once; `forward` scans them,
+`step` applies one update, so the two paths cannot drift apart.
+
+minGRU:  z = σ(k_z),  h̃ = g(k_h),  h_t = (1 − z) ⊙ h_{t−1} + z ⊙ h̃
+minLSTM: f = σ(k_f),  i = σ(k_i),  h̃ = g(k_h),  (f, i) ← (f, i) / (f + i)  [normalize=True],
+         h_t = f ⊙ h_{t−1} + i ⊙ h̃
+with g(x) = x + 0.5 for x ≥ 0 and σ(x) otherwise (keeps h̃ positive, so log h̃ exists).
+
+Parameter layout follows lucidrains/minGRU-pytorch: `to_hidden_and_gate` (hidden half first) or
+`to_hidden_and_gates` (hidden, forget, input thirds), no bias; `to_out` projects back when the
+expansion factor makes the inner width differ from the model width.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .scan import at_least_float32, scan_log_space
+from .shapes import check_sequence, check_state, check_step
+
+
+def log_g(x: torch.Tensor) -> torch.Tensor:
+    """log g(x), g(x) = x + 0.5 for x >= 0, sigmoid(x) otherwise (continuous at 0)."""
+    return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
+
+
+def inner_width(dim: int, expansion: float) -> int:
+    if expansion <= 0:
+        raise ValueError(f"expansion must be > 0, got {expansion}")
+    return max(1, int(round(dim * expansion)))
+
+
+class _MinRNN(nn.Module):
+    """Shared body: input projection → log-coefficients → scan (or one step) → output projection."""
+
+    n_projections: int
+
+    def __init__(self, dim: int, expansion: float = 1.0, learned_init_state: bool = False, chunk_size: int | None = 256):
+        super().__init__()
+        if dim <= 0:
+            raise ValueError(f"dim must be positive, got {dim}")
+        self.dim = dim
+        self.inner = inner_width(dim, expansion)
+        self.chunk_size = chunk_size
+        self.to_out = nn.Linear(self.inner, dim, bias=False) if self.inner != dim else nn.Identity()
+        self.initial_state = nn.Parameter(torch.zeros(self.inner)) if learned_init_state else None
+
+    def log_coefficients(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log a, log b) of h_t = a_t h_{t-1} + b_t from the input projection."""
+        raise NotImplementedError
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def init_state(self, batch_size: int, device=None, dtype=None) -> torch.Tensor:
+        if self.initial_state is not None:
+            return self.initial_state.to(device=device, dtype=dtype).expand(batch_size, -1).clone()
+        return torch.zeros(batch_size, self.inner, device=device, dtype=dtype)
+
+    def _start(self, state: torch.Tensor | None, batch_size: int) -> torch.Tensor | None:
+        if state is not None:
+            check_state(state, (batch_size, self.inner), type(self).__name__)
+            return state
+        if self.initial_state is not None:
+            return self.initial_state.expand(batch_size, -1)
+        return None
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        check_sequence(x, self.dim, type(self).__name__)
+        h0 = self._start(state, x.shape[0])
+        log_a, log_b = self.log_coefficients(self.project(x))
+        h = scan_log_space(log_a, log_b, h0, chunk_size=self.chunk_size)
+        return self.to_out(h.to(x.dtype)), h[:, -1]
+
+    def step(self, x_t: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        check_step(x_t, self.dim, type(self).__name__)
+        h = self._start(state, x_t.shape[0])
+        log_a, log_b = self.log_coefficients(self.project(x_t))
+        h_new = torch.exp(log_b) if h is None else torch.exp(log_a) * at_least_float32(h) + torch.exp(log_b)
+        return self.to_out(h_new.to(x_t.dtype)), h_new
+
+
+class MinGRU(_MinRNN):
+    def __init__(self, dim: int, expansion: float = 1.0, learned_init_state: bool = False, chunk_size: int | None = 256):
+        super().__init__(dim, expansion, learned_init_state, chunk_size)
+        self.to_hidden_and_gate = nn.Linear(dim, 2 * self.inner, bias=False)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_hidden_and_gate(x)
+
+    def log_coefficients(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden, gate = at_least_float32(projected).chunk(2, dim=-1)
+        log_one_minus_z = -F.softplus(gate)
+        log_z = -F.softplus(-gate)
+        return log_one_minus_z, log_z + log_g(hidden)
+
+
+class MinLSTM(_MinRNN):
+    def __init__(
+        self,
+        dim: int,
+        expansion: float = 1.0,
+        learned_init_state: bool = False,
+        normalize: bool = True,
+        chunk_size: int | None = 256,
+    ):
+        super().__init__(dim, expansion, learned_init_state, chunk_size)
+        self.normalize = normalize
+        self.to_hidden_and_gates = nn.Linear(dim, 3 * self.inner, bias=False)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_hidden_and_gates(x)
+
+    def log_gates(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log f', log i'): normalised so that f' + i' = 1 when `normalize`, else log σ of each gate."""
+        _, forget, input_ = at_least_float32(projected).chunk(3, dim=-1)
+        if self.normalize:
+            # log f/(f+i) = -softplus(log i - log f), with log σ(k) = -softplus(-k)
+            difference = F.softplus(-forget) - F.softplus(-input_)
+            return -F.softplus(difference), -F.softplus(-difference)
+        return -F.softplus(-forget), -F.softplus(-input_)
+
+    def log_coefficients(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = at_least_float32(projected).chunk(3, dim=-1)[0]
+        log_f, log_i = self.log_gates(projected)
+        return log_f, log_i + log_g(hidden)

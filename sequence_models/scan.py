@@ -1,0 +1,188 @@
+"""Linear recurrences h_t = a_t * h_{t-1} + b_t along dim 1 (time).
+
+Three ways to compute the same thing:
+
+- `scan_reference`: the plain loop. Slow, obviously right; tests compare against it in float64.
+- `linear_scan`: a chunked scan for real or complex inputs (LRU, DSF's backward). Each chunk of C
+  steps is scanned from a zero state, all chunks at once; the chunk-end states are then joined by the
+  same scan, recursively, and each chunk adds its carried-in state times its cumulative decay.
+  Work is O(T), Python iterations O(sqrt T), and rounding error grows with the chunk length, not T.
+- `scan_log_space`: Heinsen's log-space scan for positive coefficients and values, as minGRU and
+  minLSTM use: log h_t = a*_t + logcumsumexp(log b - a*)_t with a*_t = sum_{s<=t} log a_s.
+  Its error grows with |a*_t|, i.e. with T; `chunk_size` applies the formula within chunks and
+  joins the chunks with `linear_scan`, which bounds the error (see docs in the README).
+
+Every function accepts `initial_state` (B, *feature) of any sign (None: zeros), computes in at least
+float32 even under autocast, and is differentiable by plain autograd.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    return t.float() if t.dtype in _LOW_PRECISION else t
+
+
+def _check_shapes(name_a: str, a: torch.Tensor, b: torch.Tensor, initial_state) -> None:
+    if b.dim() < 2:
+        raise ValueError(f"expected values of shape (batch, time, ...), got shape {tuple(b.shape)}")
+    try:
+        torch.broadcast_shapes(a.shape, b.shape)
+    except RuntimeError as error:
+        raise ValueError(
+            f"{name_a} of shape {tuple(a.shape)} does not broadcast to values of shape {tuple(b.shape)}"
+        ) from error
+    if initial_state is not None:
+        expected = (b.shape[0], *b.shape[2:])
+        if tuple(initial_state.shape) != expected:
+            raise ValueError(
+                f"initial_state must have shape (batch, *features) = {expected}, "
+                f"got {tuple(initial_state.shape)}"
+            )
+
+
+def scan_reference(a: torch.Tensor, b: torch.Tensor, initial_state: torch.Tensor | None = None) -> torch.Tensor:
+    """h_t = a_t * h_{t-1} + b_t by a Python loop over time; the ground truth for tests."""
+    _check_shapes("a", a, b, initial_state)
+    a = a.expand_as(b) if a.shape != b.shape else a
+    h = torch.zeros_like(b[:, 0]) if initial_state is None else initial_state.to(b.dtype)
+    outputs = []
+    for t in range(b.shape[1]):
+        h = a[:, t] * h + b[:, t]
+        outputs.append(h)
+    return torch.stack(outputs, dim=1)
+
+
+def _scan_within_chunks(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scan dim 2 of (B, n_chunks, C, ...) from zero states; also return the cumulative products of a."""
+    h, decay = b[:, :, 0], a[:, :, 0]
+    states, decays = [h], [decay]
+    for i in range(1, b.shape[2]):
+        h = a[:, :, i] * h + b[:, :, i]
+        decay = decay * a[:, :, i]
+        states.append(h)
+        decays.append(decay)
+    return torch.stack(decays, dim=2), torch.stack(states, dim=2)
+
+
+def _default_chunk_size(length: int) -> int:
+    return max(2, math.isqrt(length))
+
+
+def _join_chunks(
+    chunk_decay: torch.Tensor,
+    chunk_states: torch.Tensor,
+    initial_state: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Carry states across chunks.
+
+    chunk_decay, chunk_states: (B, n_chunks, C, ...), each chunk scanned from zero.
+    Returns the full states (B, n_chunks, C, ...) and the state after the last chunk.
+    """
+    ends = _linear_scan(chunk_decay[:, :, -1], chunk_states[:, :, -1], initial_state)
+    start = torch.zeros_like(ends[:, :1]) if initial_state is None else initial_state.unsqueeze(1).to(ends.dtype)
+    carried_in = torch.cat([start, ends[:, :-1]], dim=1)
+    return chunk_states + chunk_decay * carried_in.unsqueeze(2), ends[:, -1]
+
+
+def _linear_scan(
+    a: torch.Tensor, b: torch.Tensor, initial_state: torch.Tensor | None, chunk_size: int | None = None
+) -> torch.Tensor:
+    batch, length = b.shape[:2]
+    features = b.shape[2:]
+    chunk = chunk_size or _default_chunk_size(length)
+    if length <= chunk:
+        return scan_reference(a, b, initial_state)
+    n_chunks = length // chunk
+    whole = n_chunks * chunk
+    shape = (batch, n_chunks, chunk, *features)
+    decay, local = _scan_within_chunks(a[:, :whole].reshape(shape), b[:, :whole].reshape(shape))
+    states, last = _join_chunks(decay, local, initial_state)
+    states = states.reshape(batch, whole, *features)
+    if whole == length:
+        return states
+    return torch.cat([states, scan_reference(a[:, whole:], b[:, whole:], last)], dim=1)
+
+
+def linear_scan(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    initial_state: torch.Tensor | None = None,
+    *,
+    reverse: bool = False,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """h_t = a_t * h_{t-1} + b_t for real or complex tensors of shape (B, T, ...).
+
+    `a` broadcasts to `b` (e.g. a constant diagonal of shape (D,)). `reverse=True` runs from the
+    last step to the first (h_t = a_t * h_{t+1} + b_t), as DSF's backward needs.
+    `chunk_size` defaults to about sqrt(T).
+    """
+    _check_shapes("a", a, b, initial_state)
+    if chunk_size is not None and chunk_size < 2:
+        raise ValueError(f"chunk_size must be at least 2, got {chunk_size}")
+    a, b = at_least_float32(a), at_least_float32(b)
+    a = a.expand_as(b).to(torch.promote_types(a.dtype, b.dtype))
+    b = b.to(a.dtype)
+    if initial_state is not None:
+        initial_state = at_least_float32(initial_state).to(a.dtype)
+    if reverse:
+        return _linear_scan(a.flip(1), b.flip(1), initial_state, chunk_size).flip(1)
+    return _linear_scan(a, b, initial_state, chunk_size)
+
+
+def _heinsen(log_a: torch.Tensor, log_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-space scan from a zero state along dim -2 of (..., T, D): (cumulative log decay, h)."""
+    log_decay = torch.cumsum(log_a, dim=-2)
+    log_h = log_decay + torch.logcumsumexp(log_b - log_decay, dim=-2)
+    return log_decay, torch.exp(log_h)
+
+
+def scan_log_space(
+    log_a: torch.Tensor,
+    log_b: torch.Tensor,
+    initial_state: torch.Tensor | None = None,
+    *,
+    chunk_size: int | None = 256,
+) -> torch.Tensor:
+    """h_t = a_t * h_{t-1} + b_t given log a_t and log b_t (so a, b > 0), returning h (not log h).
+
+    Shapes (B, T, D). `initial_state` (B, D) may have any sign: it enters linearly as
+    h_t += exp(a*_t) * h_0. `chunk_size=None` applies Heinsen's formula over the whole sequence
+    (error grows with T); a chunk size bounds it.
+    """
+    _check_shapes("log_a", log_a, log_b, initial_state)
+    if log_a.shape != log_b.shape or log_b.dim() != 3:
+        raise ValueError(
+            f"log_a and log_b must both be (batch, time, features), got {tuple(log_a.shape)} and {tuple(log_b.shape)}"
+        )
+    if log_a.is_complex() or log_b.is_complex():
+        raise ValueError("scan_log_space takes real log-coefficients; use linear_scan for complex inputs")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive or None, got {chunk_size}")
+    log_a, log_b = at_least_float32(log_a), at_least_float32(log_b)
+    if initial_state is not None:
+        initial_state = at_least_float32(initial_state).to(log_b.dtype)
+    batch, length, features = log_b.shape
+    if chunk_size is None or length <= chunk_size:
+        log_decay, h = _heinsen(log_a, log_b)
+        if initial_state is not None:
+            h = h + torch.exp(log_decay) * initial_state.unsqueeze(1)
+        return h
+
+    n_chunks = length // chunk_size
+    whole = n_chunks * chunk_size
+    shape = (batch, n_chunks, chunk_size, features)
+    log_decay, local = _heinsen(log_a[:, :whole].reshape(shape), log_b[:, :whole].reshape(shape))
+    states, last = _join_chunks(torch.exp(log_decay), local, initial_state)
+    states = states.reshape(batch, whole, features)
+    if whole == length:
+        return states
+    tail = scan_log_space(log_a[:, whole:], log_b[:, whole:], last, chunk_size=None)
+    return torch.cat([states, tail], dim=1)
