@@ -90,6 +90,10 @@ def create_builtin_dataset(dataset_id: str, overwrite: bool = False, progress: b
     if dataset_id not in BUILTIN_DATASETS:
         raise KeyError(f"'{dataset_id}' is not a built-in dataset; built-in ones: {', '.join(BUILTIN_DATASETS)}")
     spec = BUILTIN_DATASETS[dataset_id]
+    from minari.storage import get_dataset_path
+
+    if get_dataset_path(dataset_id).exists() and not overwrite:  # before spending time recording
+        raise FileExistsError(f"dataset {dataset_id} already exists at {get_dataset_path(dataset_id)}; pass overwrite=True (--overwrite) to replace it")
     ref_min, ref_max = builtin_reference_scores(spec.env_id, spec.controller, progress)
     env = gym.make(spec.env_id)
     try:
