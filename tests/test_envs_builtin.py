@@ -1,0 +1,115 @@
+"""Built-in datasets and make_dataset: real Minari datasets, read back by minari; nothing half-written."""
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import minari
+import numpy as np
+import pytest
+
+from envs.builtin_datasets import BUILTIN_DATASETS, DEFAULT_DATASET_ID, ensure_builtin_dataset
+from envs.dataset_writing import rollout_episodes, write_minari_dataset
+from envs.eval_env import make_eval_env, make_eval_vector_env
+from envs.scripted_controllers import DoublePendulumLQR
+from envs.trajectory_store import TrajectoryStore
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_dataset.py"
+
+
+@pytest.fixture(autouse=True)
+def minari_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    return tmp_path / "minari"
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("make_dataset", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_default_builtin_is_quick_and_its_returns_spread():
+    start = time.perf_counter()
+    path = ensure_builtin_dataset(DEFAULT_DATASET_ID)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 30, f"default built-in took {elapsed:.1f} s"
+    assert Path(path).exists() and ensure_builtin_dataset(DEFAULT_DATASET_ID) == path  # second call: no work
+
+    dataset = minari.load_dataset(DEFAULT_DATASET_ID)
+    spec = BUILTIN_DATASETS[DEFAULT_DATASET_ID]
+    assert dataset.total_episodes == spec.num_episodes
+    store = TrajectoryStore.from_dataset_id(DEFAULT_DATASET_ID)
+    assert store.num_steps == dataset.total_steps
+    scores, name = store.normalize(store.episode_returns)
+    assert name == f"minari metadata of {DEFAULT_DATASET_ID}"
+    # return conditioning matters: near-random and expert episodes both present, the mean well below the best
+    assert scores.min() < 10 and scores.max() > 95 and 25 < scores.mean() < 75
+    assert (scores > 90).sum() >= 10 and (scores < 20).sum() >= 10
+
+
+def test_lqr_controller_balances_and_random_does_not():
+    env = gym.make("InvertedDoublePendulum-v5")
+    expert = rollout_episodes(env, DoublePendulumLQR(env), seeds=[0, 1])
+    random = rollout_episodes(env, None, seeds=[0, 1])
+    assert all(len(b["actions"]) == 1000 for b in expert)
+    assert all(len(b["actions"]) < 100 for b in random)
+
+
+def test_make_dataset_random_recording_read_back_by_minari(minari_root):
+    module = load_script()
+    module.main(module.Args(dataset_id="local/reacher/random-v0", env_id="Reacher-v5", num_episodes=4, seed=5))
+    dataset = minari.load_dataset("local/reacher/random-v0")
+    assert (dataset.total_episodes, dataset.total_steps) == (4, 200)
+    episode = next(iter(dataset.iterate_episodes()))
+    assert episode.observations.shape == (51, 10) and episode.actions.shape == (50, 2)
+    assert dataset.env_spec.id == "Reacher-v5"
+    assert make_eval_env("local/reacher/random-v0").spec.id == "Reacher-v5"
+    assert make_eval_vector_env("local/reacher/random-v0", 2).num_envs == 2
+    with pytest.raises(SystemExit, match="already exists"):
+        module.main(module.Args(dataset_id="local/reacher/random-v0", env_id="Reacher-v5", num_episodes=4))
+    with pytest.raises(SystemExit, match="not a registered Gymnasium env"):
+        module.main(module.Args(dataset_id="local/x/random-v0", env_id="NoSuchEnv-v0"))
+    with pytest.raises(SystemExit, match="give --env-id"):
+        module.main(module.Args(dataset_id="local/x/random-v0"))
+
+
+def test_failed_write_leaves_nothing(minari_root, monkeypatch):
+    env = gym.make("Reacher-v5")
+    buffers = rollout_episodes(env, None, seeds=[0, 1])
+    def crash(self, episodes):
+        raise RuntimeError("disk full")
+
+    import minari.dataset._storages.hdf5_storage as hdf5
+
+    monkeypatch.setattr(hdf5.HDF5Storage, "update_episodes", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_minari_dataset("local/reacher/crash-v0", buffers, "Reacher-v5", None, None, "random", "test")
+    assert leftovers(minari_root) == []
+    with pytest.raises(ValueError, match="zero steps"):
+        write_minari_dataset("local/reacher/empty-v0", [dict(buffers[0], actions=np.zeros((0, 2)))],
+                             "Reacher-v5", None, None, "random", "test")
+    with pytest.raises(ValueError, match="Malformed"):
+        write_minari_dataset("bad id", buffers, "Reacher-v5", None, None, "random", "test")
+    assert leftovers(minari_root) == []
+    assert minari.list_local_datasets() == {}
+
+
+def test_overwrite_replaces_and_refusal_keeps_the_original(minari_root):
+    env = gym.make("Reacher-v5")
+    write_minari_dataset("local/reacher/x-v0", rollout_episodes(env, None, seeds=[0]), "Reacher-v5", None, None, "r", "t")
+    with pytest.raises(FileExistsError):
+        write_minari_dataset("local/reacher/x-v0", rollout_episodes(env, None, seeds=[1, 2]), "Reacher-v5", None, None, "r", "t")
+    assert minari.load_dataset("local/reacher/x-v0").total_episodes == 1
+    write_minari_dataset("local/reacher/x-v0", rollout_episodes(env, None, seeds=[1, 2]), "Reacher-v5", None, None,
+                         "r", "t", overwrite=True)
+    assert minari.load_dataset("local/reacher/x-v0").total_episodes == 2
+    assert [p.name for p in (minari_root).iterdir() if p.name.startswith(".")] == []
