@@ -1,0 +1,362 @@
+"""Language modelling with any backbone: Tiny Shakespeare (characters), Penn Treebank, WikiText-2/103 (words).
+
+    python scripts/train_lm.py                                         # cpu-small: Tiny Shakespeare, minutes on a CPU
+    python scripts/train_lm.py --preset cpu-small backbone:lru --backbone.d-model 64 --backbone.n-layers 2
+    python scripts/train_lm.py --preset shakespeare-char               # nanoGPT's shakespeare_char model
+    python scripts/train_lm.py --preset dsf-ptb --data-dir ../shared/data/ptb --backbone.gradient dsf
+    python scripts/train_lm.py --preset dsf-wikitext103                # downloads WikiText-103 (~180 MB zip)
+
+A preset is a complete set of defaults; every flag overrides it. Naming `backbone:NAME` keeps the
+preset's backbone fields if NAME is the preset's backbone and starts from NAME's defaults otherwise.
+
+Batching: `window` draws independent random windows (nanoGPT); `stream` reads the corpus as
+batch_size contiguous streams, and recurrent backbones carry their (detached) state from one batch
+to the next (--no-carry-state resets it every batch). The transformer never carries its KV cache
+across batches (it would grow without bound). Evaluation follows the batching: whole-split streams
+with the state carried, or non-overlapping windows. Reported: loss in nats per token, perplexity,
+and bits per character for character-level corpora.
+
+Writes runs/<name>/{config.yaml, metrics.jsonl, events.* (tensorboard), checkpoints/last.pt,
+results.json} and prints a markdown results table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+import tyro
+import yaml
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from sequence_models.backbone import BackboneChoice, MinGRUConfig, TransformerConfig, backbone_config
+from sequence_models.tasks.language_model import LanguageModel, detach_state
+from sequence_models.tasks.text import StreamBatches, WindowSampler, load_corpus, windows
+
+Preset = Literal["cpu-small", "shakespeare-char", "ptb-small", "dsf-ptb", "dsf-wikitext103"]
+
+
+@dataclass(frozen=True)
+class Args:
+    preset: Preset = "cpu-small"
+    """named set of defaults (see PRESETS); the other flags override it"""
+    run_name: str = ""
+    """folder under runs_dir (default: lm-<corpus>-<backbone>-<gradient>-s<seed>)"""
+    runs_dir: str = "runs"
+    seed: int = 0
+    device: str = "auto"
+    """auto (cuda if available), cpu, cuda, cuda:1, ..."""
+    amp: bool = False
+    """bfloat16 autocast (CUDA only)"""
+    resume: bool = False
+    """continue from runs/<name>/checkpoints/last.pt if it exists"""
+
+    # data
+    corpus: Literal["tinyshakespeare", "ptb", "wikitext2", "wikitext103"] = "tinyshakespeare"
+    data_dir: str | None = None
+    """folder holding the corpus files (e.g. ../shared/data/ptb); default: download into the cache"""
+    cache_dir: str | None = None
+    """download cache (default ~/.cache/decision-backbones/data or $DECISION_BACKBONES_DATA)"""
+    verify_data: bool = True
+    """check the files' sha256 where it is known"""
+    batching: Literal["window", "stream"] = "window"
+    carry_state: bool = True
+    """stream batching: carry the recurrent state across consecutive batches"""
+    seq_len: int = 64
+    batch_size: int = 32
+    eval_batch_size: int = 32
+
+    # model
+    backbone: BackboneChoice = MinGRUConfig(d_model=128, n_layers=2, dropout=0.1)
+    tie_weights: bool = True
+    positional_embedding: Literal["auto", "on", "off"] = "auto"
+    """auto: learned positions for the transformer only"""
+
+    # optimisation
+    epochs: float = 1.0
+    """training length in passes over the training split (used when steps = 0)"""
+    steps: int = 300
+    """optimizer steps; 0 means epochs x batches per epoch"""
+    lr: float = 3e-3
+    beta2: float = 0.99
+    weight_decay: float = 0.01
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    warmup_steps: int = 30
+    min_lr_ratio: float = 0.1
+    """cosine: final lr as a fraction of lr"""
+    lr_step_epochs: float = 10.0
+    """step: multiply the lr by lr_gamma every this many epochs"""
+    lr_gamma: float = 0.1
+    grad_clip: float = 1.0
+
+    # logging and evaluation
+    log_every: int = 25
+    eval_every: int = 100
+    """steps between validations (0: once per epoch)"""
+    eval_batches: int = 40
+    """window batching: validation batches per evaluation (0: the whole split); the final evaluation always uses the whole split"""
+    sample_tokens: int = 0
+    """print a sample of this many tokens at the end"""
+
+
+def _gru(**fields) -> object:
+    try:
+        return backbone_config("gru", **fields)
+    except ValueError as e:
+        raise SystemExit(f"this preset needs the GRU backbone, which is not registered yet ({e})") from None
+
+
+PRESETS: dict[str, Callable[[], Args]] = {
+    # Minutes on a 2-core CPU.
+    "cpu-small": lambda: Args(),
+    # nanoGPT's config/train_shakespeare_char.py: 6 x 384, 6 heads, context 256, batch 64, dropout 0.2,
+    # lr 1e-3 cosine to 1e-4 over 5000 steps, warm-up 100, weight decay 0.1, beta2 0.99. The minGRU paper
+    # trains its Shakespeare models in this setting (test loss: minGRU 1.548, transformer 1.547).
+    "shakespeare-char": lambda: Args(
+        preset="shakespeare-char", backbone=TransformerConfig(d_model=384, n_layers=6, n_heads=6, dropout=0.2),
+        seq_len=256, batch_size=64, eval_batch_size=64, steps=5000, lr=1e-3, weight_decay=0.1, warmup_steps=100,
+        eval_every=250, eval_batches=0, sample_tokens=250,
+    ),
+    # The DSF paper's PTB setting (1-layer GRU-256, context 64, batch 128, AdamW lr 1e-3, weight decay 1e-4,
+    # StepLR x0.1 every 10 epochs, 30 epochs) in this project's residual block without MLP.
+    "dsf-ptb": lambda: Args(
+        preset="dsf-ptb", corpus="ptb", batching="stream", backbone=_gru(d_model=256, n_layers=1, mlp_ratio=0.0),
+        seq_len=64, batch_size=128, eval_batch_size=128, steps=0, epochs=30, lr=1e-3, beta2=0.999,
+        weight_decay=1e-4, schedule="step", warmup_steps=0, lr_step_epochs=10, lr_gamma=0.1, eval_every=0,
+        eval_batches=0, log_every=50,
+    ),
+    # dsf-ptb's model on a CPU budget: 300 steps of the first epoch, cosine decay.
+    "ptb-small": lambda: Args(
+        preset="ptb-small", corpus="ptb", batching="stream", backbone=_gru(d_model=256, n_layers=1, mlp_ratio=0.0),
+        seq_len=64, batch_size=128, eval_batch_size=128, steps=300, lr=3e-3, beta2=0.999, weight_decay=1e-4,
+        warmup_steps=0, eval_every=100, eval_batches=0,
+    ),
+    # The DSF paper's WikiText-103 model: 3 x GRU-512 in transformer-like blocks (norm, mixer, residual, MLP);
+    # the optimiser follows dsf-ptb, the number of epochs is this project's choice.
+    "dsf-wikitext103": lambda: Args(
+        preset="dsf-wikitext103", corpus="wikitext103", batching="stream",
+        backbone=_gru(d_model=512, n_layers=3, mlp_ratio=4.0), seq_len=64, batch_size=128, eval_batch_size=128,
+        steps=0, epochs=3, lr=1e-3, beta2=0.999, weight_decay=1e-4, schedule="step", warmup_steps=0,
+        lr_step_epochs=1, lr_gamma=0.1, eval_every=2000, eval_batches=0, log_every=100, amp=True,
+    ),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", choices=sorted(PRESETS), default="cpu-small")
+    known, rest = pre.parse_known_args(argv)
+    return tyro.cli(Args, default=dataclasses.replace(PRESETS[known.preset](), preset=known.preset), args=rest,
+                    description=__doc__)
+
+
+def resolve_device(name: str) -> torch.device:
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+
+
+def lr_factor(step: int, args: Args, total_steps: int, steps_per_epoch: int) -> float:
+    if step < args.warmup_steps:
+        return (step + 1) / args.warmup_steps
+    if args.schedule == "step":
+        return args.lr_gamma ** int(step / (args.lr_step_epochs * steps_per_epoch))
+    if args.schedule == "cosine":
+        progress = min(1.0, (step - args.warmup_steps) / max(1, total_steps - args.warmup_steps))
+        return args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)  # a crash mid-save never leaves a truncated last.pt
+
+
+@torch.no_grad()
+def evaluate(model, ids, args: Args, carry: bool, device, autocast, max_batches: int = 0) -> float:
+    """Mean cross-entropy in nats per token over the split (or its first max_batches batches)."""
+    model.eval()
+    total = torch.zeros((), device=device, dtype=torch.float64)
+    count = 0
+    if args.batching == "stream":
+        batches = iter(StreamBatches(ids, args.eval_batch_size, args.seq_len, device))
+    else:
+        batches = windows(ids, args.eval_batch_size, args.seq_len, device)
+    state = None
+    for i, (x, y) in enumerate(batches):
+        if max_batches and i >= max_batches:
+            break
+        with autocast():
+            logits, state = model(x, state if carry else None)
+        total += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum")
+        count += y.numel()
+    model.train()
+    return total.item() / count
+
+
+def main(args: Args) -> dict:
+    device = resolve_device(args.device)
+    torch.manual_seed(args.seed)
+    backbone = args.backbone
+    name = args.run_name or f"lm-{args.corpus}-{backbone.name}-{backbone.gradient}-s{args.seed}"
+    run_dir = Path(args.runs_dir) / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {**dataclasses.asdict(args), "backbone_name": backbone.name, "command": " ".join(sys.argv)}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    corpus = load_corpus(args.corpus, args.data_dir, args.cache_dir, verify=args.verify_data)
+    train_ids = corpus.splits["train"]
+    carry = args.batching == "stream" and args.carry_state and backbone.name != "transformer"
+    if args.batching == "stream" and args.carry_state and backbone.name == "transformer":
+        print("note: the transformer does not carry its KV cache across batches; each batch starts afresh")
+    if args.batching == "stream":
+        train_stream = StreamBatches(train_ids, args.batch_size, args.seq_len, device)
+        steps_per_epoch = len(train_stream)
+    else:
+        sampler = WindowSampler(train_ids, args.batch_size, args.seq_len, device, seed=args.seed)
+        steps_per_epoch = max(1, train_ids.numel() // (args.batch_size * args.seq_len))
+    total_steps = args.steps or max(1, round(args.epochs * steps_per_epoch))
+    eval_every = args.eval_every or steps_per_epoch
+
+    model = LanguageModel(
+        corpus.vocab_size, backbone, tie_weights=args.tie_weights,
+        positional_embedding={"auto": None, "on": True, "off": False}[args.positional_embedding],
+        max_len=args.seq_len,
+    ).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, args.beta2), weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, args, total_steps, steps_per_epoch))
+    use_amp = args.amp and device.type == "cuda"
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp)  # noqa: E731
+
+    start_step, best_valid = 0, float("inf")
+    last = run_dir / "checkpoints" / "last.pt"
+    if args.resume and last.is_file():
+        ckpt = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        start_step, best_valid = ckpt["step"], ckpt["best_valid_loss"]
+        if args.batching == "window":
+            sampler.generator.set_state(ckpt["sampler"].cpu())
+
+    n_params = sum(p.numel() for p in model.parameters())
+    unit = "char" if corpus.level == "char" else "word"
+    print(f"{name}: {backbone.name} ({backbone.gradient}), {n_params:,} parameters; {args.corpus}: "
+          f"{train_ids.numel():,} training {unit}s, vocabulary {corpus.vocab_size}; "
+          f"{total_steps} steps ({steps_per_epoch} per epoch) on {device}")
+    writer = SummaryWriter(run_dir)
+    metrics = open(run_dir / "metrics.jsonl", "a")
+
+    def log(step: int, values: dict) -> None:
+        for k, v in values.items():
+            writer.add_scalar(k, v, step)
+        metrics.write(json.dumps({"step": step, **values}) + "\n")
+        metrics.flush()
+
+    def batches():
+        """(x, y, first batch of a pass?) forever, resuming at start_step."""
+        step = 0
+        while True:
+            if args.batching == "stream":
+                for i, (x, y) in enumerate(train_stream):
+                    if step >= start_step:
+                        yield x, y, i == 0
+                    step += 1
+            else:
+                if step >= start_step:
+                    yield (*sampler.sample(), False)
+                step += 1
+
+    t0 = time.time()
+    running = torch.zeros((), device=device)
+    n_running = 0
+    state = None
+    progress = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps, desc=name, mininterval=5)
+    for step, (x, y, new_pass) in zip(progress, batches()):
+        if new_pass or not carry:
+            state = None
+        with autocast():
+            logits, state = model(x, state)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        state = detach_state(state) if carry else None
+        running += loss.detach()
+        n_running += 1
+
+        done = step + 1
+        if done % args.log_every == 0 or done == total_steps:
+            train_loss = running.item() / n_running
+            running.zero_()
+            n_running = 0
+            values = {"train/loss": train_loss, "lr": scheduler.get_last_lr()[0], "epoch": done / steps_per_epoch,
+                      "time_s": time.time() - t0}
+            progress.set_postfix(loss=f"{train_loss:.3f}")
+            log(done, values)
+        if done % eval_every == 0 or done == total_steps:
+            valid_loss = evaluate(model, corpus.splits["valid"], args, carry, device, autocast,
+                                  args.eval_batches if args.batching == "window" else 0)
+            best_valid = min(best_valid, valid_loss)
+            log(done, {"valid/loss": valid_loss, "valid/perplexity": math.exp(valid_loss),
+                       **({"valid/bpc": valid_loss / math.log(2)} if unit == "char" else {})})
+            payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                       "scheduler": scheduler.state_dict(), "step": done, "best_valid_loss": best_valid,
+                       "vocab": corpus.vocab, "config": config}
+            if args.batching == "window":
+                payload["sampler"] = sampler.generator.get_state()
+            save_checkpoint(last, payload)
+
+    # Final numbers on whole splits.
+    results = {"name": name, "corpus": args.corpus, "backbone": backbone.name, "gradient": backbone.gradient,
+               "n_layers": backbone.n_layers, "d_model": backbone.d_model, "parameters": n_params,
+               "steps": total_steps, "epochs": total_steps / steps_per_epoch}
+    for split in ("valid", "test"):
+        if split in corpus.splits:
+            loss = evaluate(model, corpus.splits[split], args, carry, device, autocast)
+            results[f"{split}_loss"] = loss
+            results[f"{split}_perplexity"] = math.exp(loss)
+            if unit == "char":
+                results[f"{split}_bpc"] = loss / math.log(2)
+            log(total_steps, {f"final/{split}_loss": loss})
+    results["wall_time_s"] = time.time() - t0
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    writer.close()
+    metrics.close()
+
+    if args.sample_tokens:
+        prompt = corpus.splits["valid"][: 1].view(1, 1).to(device)
+        model.eval()
+        n_new = min(args.sample_tokens, args.seq_len - 1)
+        sample = model.generate(prompt, n_new, top_k=None, generator=torch.Generator(device=device).manual_seed(args.seed))
+        print("\nsample:\n" + corpus.decode(sample[0].tolist()))
+
+    def cell(split: str, key: str) -> str:
+        return f"{results[f'{split}_{key}']:.3f}" if f"{split}_{key}" in results else "-"
+
+    extra = " valid bpc | test bpc |" if unit == "char" else ""
+    print(f"\n| run | corpus | backbone | gradient | layers x width | params | steps | valid loss | valid ppl | test ppl |{extra}")
+    print("|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if unit == "char" else ""))
+    row = (f"| {name} | {args.corpus} | {backbone.name} | {backbone.gradient} | {backbone.n_layers} x {backbone.d_model} | "
+           f"{n_params:,} | {total_steps} | {cell('valid', 'loss')} | {cell('valid', 'perplexity')} | {cell('test', 'perplexity')} |")
+    if unit == "char":
+        row += f" {cell('valid', 'bpc')} | {cell('test', 'bpc')} |"
+    print(row)
+    return results
+
+
+if __name__ == "__main__":
+    main(parse_args())
