@@ -52,7 +52,7 @@ _IDP, _REACHER = "InvertedDoublePendulum-v5", "Reacher-v5"
 _LQR, _OSC = "LQR (MuJoCo RK4 linearisation, discrete Riccati)", "operational-space PD (J^T F)"
 BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
     "builtin/inverteddoublependulum/expert-v0": BuiltinDataset(
-        _IDP, DoublePendulumLQR, _LQR, (0.1,) * 20, 1000, "LQR balancing, action noise 0.1: every episode lasts 1000 steps."),
+        _IDP, DoublePendulumLQR, _LQR, (0.05,) * 20, 1000, "LQR balancing, action noise 0.05: episodes last the full 1000 steps."),
     "builtin/inverteddoublependulum/medium-v0": BuiltinDataset(
         _IDP, DoublePendulumLQR, _LQR, (0.2,) * 40, 2000, "LQR balancing, action noise 0.2: most episodes fall part-way."),
     "builtin/inverteddoublependulum/mixed-v0": BuiltinDataset(

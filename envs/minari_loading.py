@@ -99,7 +99,10 @@ def load_minari_dataset(dataset_id: str, download: bool = False):
     if dataset_id.startswith("builtin/"):
         raise DatasetNotFoundError(f"'{dataset_id}' is not a built-in dataset. " + _help(dataset_id))
     if not download:
-        raise DatasetNotFoundError(f"dataset '{dataset_id}' is not in the local Minari folder {path.parent}. " + _help(dataset_id))
+        raise DatasetNotFoundError(
+            f"dataset '{dataset_id}' is not in the local Minari folder {get_dataset_path()} "
+            "(MINARI_DATASETS_PATH). " + _help(dataset_id)
+        )
     existed = path.exists()
     try:
         minari.download_dataset(dataset_id)
@@ -107,7 +110,7 @@ def load_minari_dataset(dataset_id: str, download: bool = False):
         raise DatasetDownloadError(
             f"cannot download '{dataset_id}': the Minari remote client is missing ({e}). "
             "Install it with `pip install \"minari[hf]\"`, or download on a machine that has it and copy the "
-            f"dataset folder into {path.parent} (or point MINARI_DATASETS_PATH at it)."
+            f"dataset folder to {path} (or point MINARI_DATASETS_PATH at a folder that holds it)."
         ) from None
     except ValueError as e:  # Minari's answer for ids the remote does not hold
         raise DatasetNotFoundError(f"cannot download '{dataset_id}': {e} " + _help(dataset_id)) from None
@@ -115,7 +118,7 @@ def load_minari_dataset(dataset_id: str, download: bool = False):
         raise DatasetDownloadError(
             f"cannot download '{dataset_id}' (no network? remote {os.environ.get('MINARI_REMOTE', 'hf://farama-minari')}): "
             f"{type(e).__name__}: {e}. Download it where there is network (`minari download {dataset_id}`) and copy "
-            f"it into {path.parent}, or use a built-in dataset."
+            f"it to {path}, or use a built-in dataset."
         ) from None
     finally:
         if not existed and path.exists() and not (path / "data" / "metadata.json").exists():
