@@ -7,8 +7,8 @@
     python scripts/make_dataset.py --list
 
 Built-in ids (builtin/...) are scripted controllers plus noise (see envs/builtin_datasets.py); any
-other id with --env-id records the uniform random policy on that Gymnasium env, with ref_min (random,
-100 episodes) stored in its metadata. Datasets go to the Minari folder (MINARI_DATASETS_PATH, default
+other id with --env-id records the uniform random policy on that Gymnasium env (no reference scores in
+its metadata: scores on it come from envs/reference_scores.csv or D4RL, named as such). Datasets go to the Minari folder (MINARI_DATASETS_PATH, default
 ~/.minari/datasets); a failed run leaves nothing there.
 """
 
@@ -24,7 +24,6 @@ import tyro
 
 from envs.builtin_datasets import BUILTIN_DATASETS, DEFAULT_DATASET_ID, create_builtin_dataset
 from envs.dataset_writing import rollout_episodes, write_minari_dataset
-from envs.reference_scores import NoReferenceScoreError, find_reference_score
 from envs.trajectory_store import TrajectoryStore
 
 
@@ -56,16 +55,12 @@ def make_random_dataset(args: Args) -> None:
     buffers = rollout_episodes(env, None, seeds, progress=f"random policy on {args.env_id}")
     env.close()
     random_mean = float(np.mean([b["rewards"].sum() for b in buffers]))
-    try:  # an expert reference from the table / D4RL when there is one, else no reference in the metadata
-        ref = find_reference_score(args.env_id, {}, args.dataset_id)
-        ref_min, ref_max = random_mean, ref.max_score
-        note = f"ref_min: this recording's mean return; ref_max: {ref.name}"
-    except NoReferenceScoreError:
-        ref_min = ref_max = None
-        note = "no expert reference known for this env: no ref scores stored"
+    # No ref scores in the metadata: a random recording has no expert, and a half-made pair would hide
+    # where the max came from. Scores on this dataset use the shipped table / D4RL, named as such.
     write_minari_dataset(
-        args.dataset_id, buffers, args.env_id, ref_min, ref_max, algorithm_name="uniform random policy",
-        description=f"Uniform random policy on {args.env_id}, episode i reset with seed {args.seed}+i. {note}.",
+        args.dataset_id, buffers, args.env_id, None, None, algorithm_name="uniform random policy",
+        description=f"Uniform random policy on {args.env_id}, episode i reset with seed {args.seed}+i "
+        f"(mean return {random_mean:.3f}).",
         overwrite=args.overwrite,
     )
 
