@@ -100,6 +100,8 @@ class MinGRUConfig(BackboneConfig):
     """inner width of the recurrence as a multiple of d_model"""
     learned_init_state: bool = False
     """learn h_0 instead of starting from zeros"""
+    scan: Literal["linear", "log"] = "linear"
+    """parallel scan: linear (chunked, faster, more accurate in float32) or log (the paper's log-space form)"""
 
     name: ClassVar[str] = "mingru"
 
@@ -109,7 +111,7 @@ class MinGRUConfig(BackboneConfig):
             raise ValueError(f"expansion must be > 0, got {self.expansion}")
 
     def build_mixer(self) -> nn.Module:
-        return MinGRU(self.d_model, self.expansion, self.learned_init_state)
+        return MinGRU(self.d_model, self.expansion, self.learned_init_state, self.scan)
 
 
 @register_backbone
@@ -121,7 +123,7 @@ class MinLSTMConfig(MinGRUConfig):
     name: ClassVar[str] = "minlstm"
 
     def build_mixer(self) -> nn.Module:
-        return MinLSTM(self.d_model, self.expansion, self.learned_init_state, self.normalize)
+        return MinLSTM(self.d_model, self.expansion, self.learned_init_state, self.normalize, self.scan)
 
 
 @register_backbone

@@ -85,7 +85,7 @@ def _join_chunks(
     chunk_decay, chunk_states: (B, n_chunks, C, ...), each chunk scanned from zero.
     Returns the full states (B, n_chunks, C, ...) and the state after the last chunk.
     """
-    ends = _linear_scan(chunk_decay[:, :, -1], chunk_states[:, :, -1], initial_state)
+    ends = _LinearScan.apply(chunk_decay[:, :, -1], chunk_states[:, :, -1], initial_state, None)
     start = torch.zeros_like(ends[:, :1]) if initial_state is None else initial_state.unsqueeze(1).to(ends.dtype)
     carried_in = torch.cat([start, ends[:, :-1]], dim=1)
     return chunk_states + chunk_decay * carried_in.unsqueeze(2), ends[:, -1]
@@ -108,6 +108,33 @@ def _linear_scan(
     if whole == length:
         return states
     return torch.cat([states, scan_reference(a[:, whole:], b[:, whole:], last)], dim=1)
+
+
+class _LinearScan(torch.autograd.Function):
+    """The scan with its own backward: dL/dh_t = e_t + conj(a_{t+1}) dL/dh_{t+1}, a reverse scan.
+
+    Only a, h and the initial state are kept for backward (no graph through the chunk loops), so
+    memory is two tensors the size of the input and the backward is one more scan.
+    """
+
+    @staticmethod
+    def forward(ctx, a, b, initial_state, chunk_size):
+        h = _linear_scan(a, b, initial_state, chunk_size)
+        ctx.chunk_size = chunk_size
+        ctx.save_for_backward(a, h, initial_state)
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h):
+        a, h, initial_state = ctx.saved_tensors
+        a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], dim=1).conj()
+        grad_total = _linear_scan(a_next.flip(1), grad_h.flip(1), None, ctx.chunk_size).flip(1)
+        start = torch.zeros_like(h[:, :1]) if initial_state is None else initial_state.unsqueeze(1)
+        h_previous = torch.cat([start, h[:, :-1]], dim=1)
+        grad_a = grad_total * h_previous.conj() if ctx.needs_input_grad[0] else None
+        grad_initial = a[:, 0].conj() * grad_total[:, 0] if ctx.needs_input_grad[2] else None
+        return grad_a, grad_total, grad_initial, None
 
 
 def linear_scan(
@@ -133,8 +160,8 @@ def linear_scan(
     if initial_state is not None:
         initial_state = at_least_float32(initial_state).to(a.dtype)
     if reverse:
-        return _linear_scan(a.flip(1), b.flip(1), initial_state, chunk_size).flip(1)
-    return _linear_scan(a, b, initial_state, chunk_size)
+        return _LinearScan.apply(a.flip(1), b.flip(1), initial_state, chunk_size).flip(1)
+    return _LinearScan.apply(a, b, initial_state, chunk_size)
 
 
 def _heinsen(log_a: torch.Tensor, log_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,6 +18,8 @@ def _mixers():
     return {
         "mingru": lambda: MinGRU(DIM, expansion=1.5),
         "mingru_learned_h0": lambda: MinGRU(DIM, learned_init_state=True),
+        "mingru_log_space": lambda: MinGRU(DIM, scan="log"),
+        "minlstm_log_space": lambda: MinLSTM(DIM, scan="log", learned_init_state=True),
         "minlstm": lambda: MinLSTM(DIM, expansion=2.0),
         "minlstm_unnormalized": lambda: MinLSTM(DIM, normalize=False),
         "lru": lambda: LRU(DIM, state_dim=6, r_min=0.5, r_max=0.99),
@@ -95,7 +97,7 @@ def test_gradients_reach_every_parameter(name):
 
 def test_mixers_gradcheck_float64():
     x = _inputs(length=5, batch=2).requires_grad_()
-    for name in ("mingru", "minlstm", "lru", "attention"):
+    for name in ("mingru", "mingru_log_space", "minlstm", "lru", "attention"):
         module = _make(name)
         assert torch.autograd.gradcheck(lambda x: module(x)[0], (x,)), name
 

@@ -1,0 +1,189 @@
+"""Benchmarks, each measured side by side in one run and reported as ratios.
+
+  python scripts/benchmark.py --suite layers      # one layer's fwd+bwd time and memory vs T
+  python scripts/benchmark.py --suite precision   # float32 scan error vs a float64 loop as T grows
+
+Prints a markdown table and writes benchmarks/<suite>.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+import tyro
+from torch import nn
+from tqdm import tqdm
+
+from sequence_models.attention import CausalSelfAttention
+from sequence_models.lru import LRU
+from sequence_models.min_rnn import MinGRU, MinLSTM
+from sequence_models.profiling import measure_forward_backward
+from sequence_models.scan import linear_scan, scan_log_space, scan_reference
+
+
+@dataclass(frozen=True)
+class Args:
+    suite: Literal["layers", "precision"] = "layers"
+    """which benchmark to run"""
+    lengths: tuple[int, ...] = (64, 256, 512, 1024, 2048)
+    """sequence lengths T (layers suite)"""
+    batch: int = 64
+    dim: int = 256
+    repeats: int = 3
+    """timed repetitions per point (median reported), after one warm-up"""
+    looped_gru_max_length: int = 2048
+    """skip the Python-looped GRU cell above this T (it is slow by design)"""
+    device: str = "auto"
+    """cpu, cuda, cuda:1 ... or auto (cuda when available)"""
+    out_dir: Path = Path("benchmarks")
+
+
+class FusedGRU(nn.Module):
+    """torch's nn.GRU (cuDNN / oneDNN kernels): the baseline users have today."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.rnn = nn.GRU(dim, dim, batch_first=True)
+
+    def forward(self, x):
+        return self.rnn(x)
+
+
+class LoopedGRUCell(nn.Module):
+    """A GRU cell called once per step from Python: what sequential RNN code does."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.cell = nn.GRUCell(dim, dim)
+
+    def forward(self, x):
+        h = x.new_zeros(x.shape[0], self.cell.hidden_size)
+        outputs = []
+        for t in range(x.shape[1]):
+            h = self.cell(x[:, t], h)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1), h
+
+
+def layer_factories(dim: int) -> dict[str, Callable[[], nn.Module]]:
+    return {
+        "minGRU": lambda: MinGRU(dim),
+        "minLSTM": lambda: MinLSTM(dim),
+        "LRU": lambda: LRU(dim),
+        "attention": lambda: CausalSelfAttention(dim, n_heads=4),
+        "nn.GRU (fused)": lambda: FusedGRU(dim),
+        "GRU cell (looped)": lambda: LoopedGRUCell(dim),
+    }
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def describe_machine(device: torch.device) -> str:
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return f"device: {device} ({where}); torch {torch.__version__}; python {sys.version.split()[0]}"
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def run_layers(args: Args, device: torch.device) -> list[dict]:
+    factories = layer_factories(args.dim)
+    points = [(name, length) for length in args.lengths for name in factories
+              if not (name == "GRU cell (looped)" and length > args.looped_gru_max_length)]
+    rows = []
+    for name, length in tqdm(points, desc="layers fwd+bwd"):
+        torch.manual_seed(0)
+        layer = factories[name]().to(device)
+        x = torch.randn(args.batch, length, args.dim, device=device, requires_grad=True)
+        result = measure_forward_backward(lambda: layer(x)[0], device, repeats=args.repeats)
+        rows.append({"layer": name, "T": length, "ms": 1e3 * result.seconds,
+                     "activation_MiB": result.activation_bytes / 2**20,
+                     "cuda_peak_MiB": "" if result.peak_bytes is None else result.peak_bytes / 2**20})
+    return rows
+
+
+def layer_ratios(rows: list[dict]) -> list[dict]:
+    """Speed-up of each layer over the two GRU baselines at each T."""
+    by_key = {(r["layer"], r["T"]): r for r in rows}
+    ratios = []
+    for row in rows:
+        fused = by_key.get(("nn.GRU (fused)", row["T"]))
+        looped = by_key.get(("GRU cell (looped)", row["T"]))
+        ratios.append({
+            "layer": row["layer"], "T": row["T"],
+            "speedup_vs_fused_GRU": fused["ms"] / row["ms"] if fused else "",
+            "speedup_vs_looped_GRU": looped["ms"] / row["ms"] if looped else "",
+            "memory_vs_fused_GRU": row["activation_MiB"] / fused["activation_MiB"] if fused else "",
+        })
+    return ratios
+
+
+def run_precision(args: Args, device: torch.device) -> list[dict]:
+    """Max relative error of float32 scans against the float64 loop, for minGRU-like coefficients."""
+    rows = []
+    for length in tqdm((256, 1024, 4096, 16384, 65536), desc="scan precision"):
+        g = torch.Generator().manual_seed(0)
+        gate = 2 * torch.randn(1, length, 64, generator=g, dtype=torch.float64)
+        log_a, log_b = -F.softplus(gate), -F.softplus(-gate)
+        exact = scan_reference(log_a.exp(), log_b.exp())
+
+        def error(h32: torch.Tensor) -> float:
+            return ((h32.double().cpu() - exact).abs() / exact.abs()).max().item()
+
+        la, lb = log_a.float().to(device), log_b.float().to(device)
+        rows.append({
+            "T": length,
+            "log_space_whole": error(scan_log_space(la, lb, chunk_size=None)),
+            "log_space_chunk256": error(scan_log_space(la, lb, chunk_size=256)),
+            "linear_chunked": error(linear_scan(la.exp(), lb.exp())),
+            "float32_loop": error(scan_reference(la.exp(), lb.exp())),
+        })
+    return rows
+
+
+def main(args: Args) -> None:
+    device = pick_device(args.device)
+    print(describe_machine(device))
+    if args.suite == "layers":
+        rows = run_layers(args, device)
+        print(f"\nOne layer, fwd+bwd, B={args.batch}, D={args.dim}\n")
+        print(markdown_table(rows, list(rows[0])))
+        ratios = layer_ratios(rows)
+        print("\nRatios (> 1: faster / more memory than the baseline)\n")
+        print(markdown_table(ratios, list(ratios[0])))
+        write_csv(ratios, args.out_dir / "layers_ratios.csv")
+    else:
+        rows = run_precision(args, device)
+        print("\nMax relative error of float32 scans vs a float64 loop (minGRU-like gates, D=64)\n")
+        print(markdown_table(rows, list(rows[0])))
+    write_csv(rows, args.out_dir / f"{args.suite}.csv")
+    print(f"\nwrote {args.out_dir / (args.suite + '.csv')}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
