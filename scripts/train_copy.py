@@ -17,22 +17,19 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
 import tyro
-import yaml
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from sequence_models.backbone import BackboneChoice, MinGRUConfig
 from sequence_models.tasks.language_model import LanguageModel
 from sequence_models.tasks.selective_copy import SelectiveCopy, copy_loss
+from sequence_models.training_run import MetricsLog, load_checkpoint, pick_device, prepare_run_dir, save_checkpoint
 
 
 @dataclass(frozen=True)
@@ -102,22 +99,11 @@ def parse_args(argv: list[str] | None = None) -> Args:
                     description=__doc__)
 
 
-def resolve_device(name: str) -> torch.device:
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-
-
 def lr_factor(step: int, args: Args) -> float:
     if step < args.warmup_steps:
         return (step + 1) / args.warmup_steps
     progress = (step - args.warmup_steps) / max(1, args.steps - args.warmup_steps)
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # a crash mid-save never leaves a truncated last.pt
 
 
 @torch.no_grad()
@@ -136,13 +122,11 @@ def evaluate(model, inputs, targets, batch_size, autocast) -> tuple[float, float
 
 
 def main(args: Args) -> dict:
-    device = resolve_device(args.device)
+    device = pick_device(args.device)
     torch.manual_seed(args.seed)
     name = args.run_name or f"copy-{args.backbone.name}-L{args.seq_len}-M{args.n_memorize}-s{args.seed}"
-    run_dir = Path(args.runs_dir) / name
-    run_dir.mkdir(parents=True, exist_ok=True)
     config = {**dataclasses.asdict(args), "backbone_name": args.backbone.name, "command": " ".join(sys.argv)}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    run_dir = prepare_run_dir(args.runs_dir, name, config)
 
     task = SelectiveCopy(args.seq_len, args.n_memorize, args.vocab_size)
     valid = task.fixed_set("valid", args.eval_examples, device)
@@ -160,7 +144,7 @@ def main(args: Args) -> dict:
     start_step, best_acc = 0, 0.0
     last = run_dir / "checkpoints" / "last.pt"
     if args.resume and last.is_file():
-        ckpt = torch.load(last, map_location=device, weights_only=True)
+        ckpt = load_checkpoint(last, map_location=device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -169,14 +153,8 @@ def main(args: Args) -> dict:
 
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{name}: {args.backbone.name}, {n_params:,} parameters, L={args.seq_len} M={args.n_memorize} on {device}")
-    writer = SummaryWriter(run_dir)
-    metrics = open(run_dir / "metrics.jsonl", "a")
-
-    def log(step: int, values: dict) -> None:
-        for k, v in values.items():
-            writer.add_scalar(k, v, step)
-        metrics.write(json.dumps({"step": step, **values}) + "\n")
-        metrics.flush()
+    metrics = MetricsLog(run_dir)
+    log = metrics.log
 
     t0 = time.time()
     running_loss = torch.zeros((), device=device)
@@ -220,7 +198,6 @@ def main(args: Args) -> dict:
                "test_loss": test_loss, "wall_time_s": time.time() - t0}
     log(args.steps, {"test/loss": test_loss, "test/accuracy": test_acc})
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    writer.close()
     metrics.close()
     print("\n| run | backbone | layers | params | L | M | steps | valid acc | test acc | test loss |")
     print("|---|---|---|---|---|---|---|---|---|---|")

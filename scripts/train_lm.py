@@ -26,23 +26,20 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
 import tyro
-import yaml
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from sequence_models.backbone import BackboneChoice, MinGRUConfig, TransformerConfig, backbone_config
 from sequence_models.tasks.language_model import LanguageModel, detach_state
 from sequence_models.tasks.text import StreamBatches, WindowSampler, load_corpus, windows
+from sequence_models.training_run import MetricsLog, load_checkpoint, pick_device, prepare_run_dir, save_checkpoint
 
 Preset = Literal["cpu-small", "shakespeare-char", "ptb-small", "dsf-ptb", "dsf-wikitext103"]
 
@@ -161,10 +158,6 @@ def parse_args(argv: list[str] | None = None) -> Args:
                     description=__doc__)
 
 
-def resolve_device(name: str) -> torch.device:
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-
-
 def lr_factor(step: int, args: Args, total_steps: int, steps_per_epoch: int) -> float:
     if step < args.warmup_steps:
         return (step + 1) / args.warmup_steps
@@ -174,13 +167,6 @@ def lr_factor(step: int, args: Args, total_steps: int, steps_per_epoch: int) -> 
         progress = min(1.0, (step - args.warmup_steps) / max(1, total_steps - args.warmup_steps))
         return args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
     return 1.0
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # a crash mid-save never leaves a truncated last.pt
 
 
 @torch.no_grad()
@@ -206,14 +192,12 @@ def evaluate(model, ids, args: Args, carry: bool, device, autocast, max_batches:
 
 
 def main(args: Args) -> dict:
-    device = resolve_device(args.device)
+    device = pick_device(args.device)
     torch.manual_seed(args.seed)
     backbone = args.backbone
     name = args.run_name or f"lm-{args.corpus}-{backbone.name}-{backbone.gradient}-s{args.seed}"
-    run_dir = Path(args.runs_dir) / name
-    run_dir.mkdir(parents=True, exist_ok=True)
     config = {**dataclasses.asdict(args), "backbone_name": backbone.name, "command": " ".join(sys.argv)}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    run_dir = prepare_run_dir(args.runs_dir, name, config)
 
     corpus = load_corpus(args.corpus, args.data_dir, args.cache_dir, verify=args.verify_data)
     train_ids = corpus.splits["train"]
@@ -242,7 +226,7 @@ def main(args: Args) -> dict:
     start_step, best_valid = 0, float("inf")
     last = run_dir / "checkpoints" / "last.pt"
     if args.resume and last.is_file():
-        ckpt = torch.load(last, map_location=device, weights_only=True)
+        ckpt = load_checkpoint(last, map_location=device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -255,14 +239,8 @@ def main(args: Args) -> dict:
     print(f"{name}: {backbone.name} ({backbone.gradient}), {n_params:,} parameters; {args.corpus}: "
           f"{train_ids.numel():,} training {unit}s, vocabulary {corpus.vocab_size}; "
           f"{total_steps} steps ({steps_per_epoch} per epoch) on {device}")
-    writer = SummaryWriter(run_dir)
-    metrics = open(run_dir / "metrics.jsonl", "a")
-
-    def log(step: int, values: dict) -> None:
-        for k, v in values.items():
-            writer.add_scalar(k, v, step)
-        metrics.write(json.dumps({"step": step, **values}) + "\n")
-        metrics.flush()
+    metrics = MetricsLog(run_dir)
+    log = metrics.log
 
     def batches():
         """(x, y, first batch of a pass?) forever, resuming at start_step."""
@@ -334,7 +312,6 @@ def main(args: Args) -> dict:
             log(total_steps, {f"final/{split}_loss": loss})
     results["wall_time_s"] = time.time() - t0
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    writer.close()
     metrics.close()
 
     if args.sample_tokens:

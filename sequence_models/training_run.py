@@ -1,0 +1,95 @@
+"""One training run on disk, shared by every training script (language models, copying, agents).
+
+    runs/<name>/config.yaml      the resolved config      prepare_run_dir
+    runs/<name>/events.*         tensorboard              MetricsLog
+    runs/<name>/metrics.jsonl    one JSON object per log  MetricsLog
+    runs/<name>/checkpoints/     last.pt, best.pt         save_checkpoint (atomic), load_checkpoint (safe)
+
+Checkpoints hold only tensors, dicts, lists and plain numbers/strings, and load with
+`torch.load(weights_only=True)`: loading a checkpoint never runs code from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' is CUDA when available, else CPU; anything else is passed to torch.device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu or auto")
+    return device
+
+
+def prepare_run_dir(runs_dir: str | Path, name: str, config: dict[str, Any]) -> Path:
+    """Create runs_dir/name and write config.yaml (the plain-data config that re-runs it)."""
+    run_dir = Path(runs_dir) / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return run_dir
+
+
+class MetricsLog:
+    """Scalars to tensorboard (events.* in the run folder) and to metrics.jsonl, one line per call."""
+
+    def __init__(self, run_dir: str | Path):
+        from torch.utils.tensorboard import SummaryWriter  # tensorboard import is slow; only when logging
+
+        self.run_dir = Path(run_dir)
+        self.writer = SummaryWriter(str(self.run_dir))
+        self.file = open(self.run_dir / "metrics.jsonl", "a")
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.writer.add_scalar(key, value, step)
+        self.file.write(json.dumps({"step": step, **values}) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+        self.file.close()
+
+    def __enter__(self) -> "MetricsLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read (corrupt, truncated, not a checkpoint) or does not fit."""
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """torch.save to a temporary file, then rename: a crash mid-save never leaves a truncated file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """torch.load(weights_only=True); a clear CheckpointError naming the file when it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged file
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "it is corrupt, truncated or not a checkpoint written by this project"
+        ) from e
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, not a checkpoint dict")
+    return payload
