@@ -59,20 +59,47 @@ def scan_reference(a: torch.Tensor, b: torch.Tensor, initial_state: torch.Tensor
     return torch.stack(outputs, dim=1)
 
 
-def _scan_within_chunks(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scan dim 2 of (B, n_chunks, C, ...) from zero states; also return the cumulative products of a."""
-    h, decay = b[:, :, 0], a[:, :, 0]
-    states, decays = [h], [decay]
-    for i in range(1, b.shape[2]):
-        h = a[:, :, i] * h + b[:, :, i]
-        decay = decay * a[:, :, i]
-        states.append(h)
-        decays.append(decay)
-    return torch.stack(decays, dim=2), torch.stack(states, dim=2)
-
-
 def _default_chunk_size(length: int) -> int:
     return max(2, math.isqrt(length))
+
+
+def _sequential_in_place(h: torch.Tensor, a: torch.Tensor, initial_state: torch.Tensor | None) -> None:
+    if initial_state is not None:
+        h[:, 0].addcmul_(a[:, 0], initial_state)
+    for t in range(1, h.shape[1]):
+        h[:, t].addcmul_(a[:, t], h[:, t - 1])
+
+
+def _scan_in_place(
+    h: torch.Tensor, a: torch.Tensor, initial_state: torch.Tensor | None, chunk_size: int | None
+) -> torch.Tensor:
+    """Turn h (a contiguous copy of b, (B, T, ...)) into the scan's states, in place; no autograd.
+
+    Each chunk is scanned from a zero state (all chunks at once), the chunk-end states are joined by
+    the same scan over chunks, and every chunk then adds its carried-in state times its cumulative
+    decay.
+    """
+    batch, length = h.shape[:2]
+    features = h.shape[2:]
+    chunk = chunk_size or _default_chunk_size(length)
+    if length <= chunk:
+        _sequential_in_place(h, a, initial_state)
+        return h
+    n_chunks = length // chunk
+    whole = n_chunks * chunk
+    shape = (batch, n_chunks, chunk, *features)
+    states = h[:, :whole].view(shape)
+    a_chunks = a[:, :whole].reshape(shape)
+    for i in range(1, chunk):
+        states[:, :, i].addcmul_(a_chunks[:, :, i], states[:, :, i - 1])
+    decay = torch.cumprod(a_chunks, dim=2)
+    ends = _scan_in_place(states[:, :, -1].clone(memory_format=torch.contiguous_format), decay[:, :, -1], initial_state, None)
+    states[:, 1:].addcmul_(decay[:, 1:], ends[:, :-1].unsqueeze(2))
+    if initial_state is not None:
+        states[:, 0].addcmul_(decay[:, 0], initial_state.unsqueeze(1))
+    if whole < length:
+        _sequential_in_place(h[:, whole:], a[:, whole:], ends[:, -1])
+    return h
 
 
 def _join_chunks(
@@ -80,7 +107,7 @@ def _join_chunks(
     chunk_states: torch.Tensor,
     initial_state: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Carry states across chunks.
+    """Carry states across chunks, differentiably (the log-space scan's second level).
 
     chunk_decay, chunk_states: (B, n_chunks, C, ...), each chunk scanned from zero.
     Returns the full states (B, n_chunks, C, ...) and the state after the last chunk.
@@ -89,25 +116,6 @@ def _join_chunks(
     start = torch.zeros_like(ends[:, :1]) if initial_state is None else initial_state.unsqueeze(1).to(ends.dtype)
     carried_in = torch.cat([start, ends[:, :-1]], dim=1)
     return chunk_states + chunk_decay * carried_in.unsqueeze(2), ends[:, -1]
-
-
-def _linear_scan(
-    a: torch.Tensor, b: torch.Tensor, initial_state: torch.Tensor | None, chunk_size: int | None = None
-) -> torch.Tensor:
-    batch, length = b.shape[:2]
-    features = b.shape[2:]
-    chunk = chunk_size or _default_chunk_size(length)
-    if length <= chunk:
-        return scan_reference(a, b, initial_state)
-    n_chunks = length // chunk
-    whole = n_chunks * chunk
-    shape = (batch, n_chunks, chunk, *features)
-    decay, local = _scan_within_chunks(a[:, :whole].reshape(shape), b[:, :whole].reshape(shape))
-    states, last = _join_chunks(decay, local, initial_state)
-    states = states.reshape(batch, whole, *features)
-    if whole == length:
-        return states
-    return torch.cat([states, scan_reference(a[:, whole:], b[:, whole:], last)], dim=1)
 
 
 class _LinearScan(torch.autograd.Function):
@@ -119,7 +127,7 @@ class _LinearScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a, b, initial_state, chunk_size):
-        h = _linear_scan(a, b, initial_state, chunk_size)
+        h = _scan_in_place(b.clone(memory_format=torch.contiguous_format), a, initial_state, chunk_size)
         ctx.chunk_size = chunk_size
         ctx.save_for_backward(a, h, initial_state)
         return h
@@ -128,8 +136,8 @@ class _LinearScan(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h):
         a, h, initial_state = ctx.saved_tensors
-        a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], dim=1).conj()
-        grad_total = _linear_scan(a_next.flip(1), grad_h.flip(1), None, ctx.chunk_size).flip(1)
+        a_next_reversed = torch.cat([torch.zeros_like(a[:, :1]), a.flip(1)[:, :-1]], dim=1).conj()
+        grad_total = _scan_in_place(grad_h.flip(1).contiguous(), a_next_reversed, None, ctx.chunk_size).flip(1)
         start = torch.zeros_like(h[:, :1]) if initial_state is None else initial_state.unsqueeze(1)
         h_previous = torch.cat([start, h[:, :-1]], dim=1)
         grad_a = grad_total * h_previous.conj() if ctx.needs_input_grad[0] else None
