@@ -66,13 +66,18 @@ class LRU(nn.Module):
         return torch.polar(torch.exp(-torch.exp(self.nu_log)), torch.exp(self.theta_log))
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
-        """γ ⊙ (B x) as a complex tensor, computed in float32 whatever the autocast dtype."""
-        gamma = torch.exp(self.gamma_log)
-        x = at_least_float32(x)
-        return torch.complex(x @ (self.B_re * gamma[:, None]).T, x @ (self.B_im * gamma[:, None]).T)
+        """γ ⊙ (B x) as a complex tensor, computed in float32 whatever the autocast dtype.
+
+        One real matmul with re/im rows interleaved, viewed as complex without a copy."""
+        gamma = torch.exp(self.gamma_log)[:, None]
+        weight = torch.stack([self.B_re * gamma, self.B_im * gamma], dim=1).reshape(2 * self.state_dim, self.dim)
+        projected = at_least_float32(x) @ weight.T
+        return torch.view_as_complex(projected.unflatten(-1, (self.state_dim, 2)))
 
     def _output(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        y = h.real @ self.C_re.T - h.imag @ self.C_im.T + self.D * at_least_float32(x)
+        """Re(C h) + D ⊙ x = [C_re, −C_im] · [Re h, Im h] + D ⊙ x, one real matmul."""
+        weight = torch.stack([self.C_re, -self.C_im], dim=2).reshape(self.dim, 2 * self.state_dim)
+        y = torch.view_as_real(h).flatten(-2) @ weight.T + self.D * at_least_float32(x)
         return y.to(x.dtype)
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> torch.Tensor:
