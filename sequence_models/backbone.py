@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
 
@@ -22,12 +23,11 @@ import tyro
 from torch import nn
 
 from .attention import CausalSelfAttention
+from .classic_rnn import GRU, LSTM, RNN
+from .feedback import GRADIENT_MODES, FeedbackInit, FeedbackRangeWarning, GradientMode, check_feedback_options
 from .lru import LRU
 from .min_rnn import MinGRU, MinLSTM
 from .shapes import check_sequence, check_step
-
-GRADIENT_MODES = ("bptt", "dsf", "truncated")
-GradientMode = Literal["bptt", "dsf", "truncated"]
 
 
 @dataclass(frozen=True)
@@ -93,9 +93,48 @@ class TransformerConfig(BackboneConfig):
         return CausalSelfAttention(self.d_model, self.n_heads, self.dropout)
 
 
+@dataclass(frozen=True)
+class RecurrentConfig(BackboneConfig):
+    """A recurrent backbone: trainable by bptt, dsf or truncated (see sequence_models/feedback.py)."""
+
+    feedback_init: FeedbackInit = "linspace"
+    """DSF's diagonal A: linspace(low, high) over the state (the paper's 0..1), uniform(low, high) or constant"""
+    feedback_low: float = 0.0
+    """lowest feedback value (linspace, uniform)"""
+    feedback_high: float = 1.0
+    """highest feedback value (linspace, uniform)"""
+    feedback_constant: float = 0.5
+    """every feedback value (constant)"""
+
+    gradient_modes: ClassVar[tuple[str, ...]] = GRADIENT_MODES
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        options = (self.feedback_init, self.feedback_low, self.feedback_high, self.feedback_constant)
+        check_feedback_options(*options, warn=self.gradient == "dsf")
+
+    def gradient_options(self) -> dict[str, Any]:
+        """The mixer's keyword arguments for its gradient mode."""
+        return {
+            "gradient": self.gradient,
+            "feedback_init": self.feedback_init,
+            "feedback_low": self.feedback_low,
+            "feedback_high": self.feedback_high,
+            "feedback_constant": self.feedback_constant,
+        }
+
+    def build_mixer(self) -> nn.Module:
+        with warnings.catch_warnings():  # __post_init__ has warned once already; not once per layer
+            warnings.simplefilter("ignore", FeedbackRangeWarning)
+            return self._build_mixer()
+
+    def _build_mixer(self) -> nn.Module:
+        raise NotImplementedError
+
+
 @register_backbone
 @dataclass(frozen=True)
-class MinGRUConfig(BackboneConfig):
+class MinGRUConfig(RecurrentConfig):
     expansion: float = 1.0
     """inner width of the recurrence as a multiple of d_model"""
     learned_init_state: bool = False
@@ -110,8 +149,8 @@ class MinGRUConfig(BackboneConfig):
         if self.expansion <= 0:
             raise ValueError(f"expansion must be > 0, got {self.expansion}")
 
-    def build_mixer(self) -> nn.Module:
-        return MinGRU(self.d_model, self.expansion, self.learned_init_state, self.scan)
+    def _build_mixer(self) -> nn.Module:
+        return MinGRU(self.d_model, self.expansion, self.learned_init_state, self.scan, **self.gradient_options())
 
 
 @register_backbone
@@ -122,13 +161,15 @@ class MinLSTMConfig(MinGRUConfig):
 
     name: ClassVar[str] = "minlstm"
 
-    def build_mixer(self) -> nn.Module:
-        return MinLSTM(self.d_model, self.expansion, self.learned_init_state, self.normalize, self.scan)
+    def _build_mixer(self) -> nn.Module:
+        return MinLSTM(
+            self.d_model, self.expansion, self.learned_init_state, self.normalize, self.scan, **self.gradient_options()
+        )
 
 
 @register_backbone
 @dataclass(frozen=True)
-class LRUConfig(BackboneConfig):
+class LRUConfig(RecurrentConfig):
     state_dim: int | None = None
     """complex state size N (default: d_model)"""
     r_min: float = 0.0
@@ -149,8 +190,46 @@ class LRUConfig(BackboneConfig):
         if self.state_dim is not None and self.state_dim <= 0:
             raise ValueError(f"state_dim must be positive, got {self.state_dim}")
 
-    def build_mixer(self) -> nn.Module:
-        return LRU(self.d_model, self.state_dim, self.r_min, self.r_max, self.max_phase)
+    def _build_mixer(self) -> nn.Module:
+        return LRU(self.d_model, self.state_dim, self.r_min, self.r_max, self.max_phase, **self.gradient_options())
+
+
+@register_backbone
+@dataclass(frozen=True)
+class GRUConfig(RecurrentConfig):
+    hidden: int | None = None
+    """hidden size (default d_model); a linear layer projects back to d_model when it differs"""
+
+    name: ClassVar[str] = "gru"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.hidden is not None and self.hidden <= 0:
+            raise ValueError(f"hidden must be positive, got {self.hidden}")
+
+    def _build_mixer(self) -> nn.Module:
+        return GRU(self.d_model, self.hidden, **self.gradient_options())
+
+
+@register_backbone
+@dataclass(frozen=True)
+class LSTMConfig(GRUConfig):
+    name: ClassVar[str] = "lstm"
+
+    def _build_mixer(self) -> nn.Module:
+        return LSTM(self.d_model, self.hidden, **self.gradient_options())
+
+
+@register_backbone
+@dataclass(frozen=True)
+class RNNConfig(GRUConfig):
+    nonlinearity: Literal["tanh", "relu"] = "tanh"
+    """the Elman cell's activation"""
+
+    name: ClassVar[str] = "rnn"
+
+    def _build_mixer(self) -> nn.Module:
+        return RNN(self.d_model, self.hidden, nonlinearity=self.nonlinearity, **self.gradient_options())
 
 
 def backbone_config(name: str, **overrides: Any) -> BackboneConfig:

@@ -8,6 +8,9 @@ Eigenvalues start uniformly on the ring r_min ≤ |λ| ≤ r_max with phase θ i
 B and C are complex, stored as real/imaginary pairs so that optimisers and checkpoints see only
 real tensors; the parameter names match the paper's reference code. Defaults (r_min 0, r_max 1,
 max_phase 2π) are those of the reference code's LRU layer.
+
+`gradient="dsf"` or `"truncated"` keeps the exact scan for the forward and trains the recurrence
+through DSF's backward (sequence_models/feedback.py) with a real diagonal feedback A.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import math
 import torch
 from torch import nn
 
+from .feedback import active_feedback, add_gradient_mode, state_feedback
 from .scan import at_least_float32, linear_scan
 from .shapes import check_sequence, check_state, check_step
 
@@ -45,6 +49,8 @@ class LRU(nn.Module):
         r_min: float = 0.0,
         r_max: float = 1.0,
         max_phase: float = 2 * math.pi,
+        gradient: str = "bptt",
+        **feedback_options,
     ):
         super().__init__()
         if dim <= 0 or (state_dim is not None and state_dim <= 0):
@@ -61,6 +67,7 @@ class LRU(nn.Module):
         self.C_re = nn.Parameter(torch.randn(dim, n) / math.sqrt(n))
         self.C_im = nn.Parameter(torch.randn(dim, n) / math.sqrt(n))
         self.D = nn.Parameter(torch.randn(dim))
+        add_gradient_mode(self, n, gradient, **feedback_options)
 
     def eigenvalues(self) -> torch.Tensor:
         return torch.polar(torch.exp(-torch.exp(self.nu_log)), torch.exp(self.theta_log))
@@ -94,8 +101,24 @@ class LRU(nn.Module):
         check_sequence(x, self.dim, "LRU")
         self._check_state(state, x.shape[0])
         with torch.autocast(device_type=x.device.type, enabled=False):
-            h = linear_scan(self.eigenvalues(), self._input(x), state)
+            h = self._states(x, state) if self.gradient == "bptt" else self._states_with_feedback(x, state)
             return self._output(h, x), h[:, -1]
+
+    def _states(self, x: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        return linear_scan(self.eigenvalues(), self._input(x), state)
+
+    def _states_with_feedback(self, x: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        """dsf / truncated: the exact states by the scan without a graph; the backward is DSF's
+        (feedback.py, with a real diagonal A) through the one-step cell h_t = λ h_{t-1} + γ B x_t.
+        C and D sit outside the recurrence and get exact gradients."""
+        with torch.no_grad():
+            h = self._states(x, state)
+
+        def cell(x_flat: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+            return self.eigenvalues() * previous + self._input(x_flat)
+
+        cell_parameters = [self.nu_log, self.theta_log, self.gamma_log, self.B_re, self.B_im]
+        return state_feedback(cell, x, h, state, active_feedback(self), cell_parameters)
 
     def step(self, x_t: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         check_step(x_t, self.dim, "LRU")

@@ -9,6 +9,10 @@ coefficients and runs the chunked linear scan, which is about twice as fast on C
 accurate in float32 (a_t in (0, 1) keeps the linear recurrence a convex combination, so it cannot
 overflow): see `python scripts/benchmark.py --suite precision`.
 
+`gradient="dsf"` or `"truncated"` keeps the exact scan for the forward and trains through DSF's
+backward (sequence_models/feedback.py) with the one-step cell h_t = a(x_t) h_{t-1} + b(x_t);
+`"bptt"` (default) differentiates the scan exactly.
+
 minGRU:  z = σ(k_z),  h̃ = g(k_h),  h_t = (1 − z) ⊙ h_{t−1} + z ⊙ h̃
 minLSTM: f = σ(k_f),  i = σ(k_i),  h̃ = g(k_h),  (f, i) ← (f, i) / (f + i)  [normalize=True],
          h_t = f ⊙ h_{t−1} + i ⊙ h̃
@@ -25,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .feedback import active_feedback, add_gradient_mode, state_feedback
 from .scan import at_least_float32, linear_scan, scan_log_space
 from .shapes import check_sequence, check_state, check_step
 
@@ -49,7 +54,15 @@ class _MinRNN(nn.Module):
 
     n_projections: int
 
-    def __init__(self, dim: int, expansion: float = 1.0, learned_init_state: bool = False, scan: str = "linear"):
+    def __init__(
+        self,
+        dim: int,
+        expansion: float = 1.0,
+        learned_init_state: bool = False,
+        scan: str = "linear",
+        gradient: str = "bptt",
+        **feedback_options,
+    ):
         super().__init__()
         if dim <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
@@ -60,6 +73,7 @@ class _MinRNN(nn.Module):
         self.inner = inner_width(dim, expansion)
         self.to_out = nn.Linear(self.inner, dim, bias=False) if self.inner != dim else nn.Identity()
         self.initial_state = nn.Parameter(torch.zeros(self.inner)) if learned_init_state else None
+        add_gradient_mode(self, self.inner, gradient, **feedback_options)
 
     def log_coefficients(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(log a, log b) of h_t = a_t h_{t-1} + b_t from the input projection."""
@@ -84,12 +98,27 @@ class _MinRNN(nn.Module):
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         check_sequence(x, self.dim, type(self).__name__)
         h0 = self._start(state, x.shape[0])
+        h = self._states(x, h0) if self.gradient == "bptt" else self._states_with_feedback(x, h0)
+        return self.to_out(h.to(x.dtype)), h[:, -1]
+
+    def _states(self, x: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
         log_a, log_b = self.log_coefficients(self.project(x))
         if self.scan == "log":
-            h = scan_log_space(log_a, log_b, h0, chunk_size=LOG_SPACE_CHUNK)
-        else:
-            h = linear_scan(torch.exp(log_a), torch.exp(log_b), h0)
-        return self.to_out(h.to(x.dtype)), h[:, -1]
+            return scan_log_space(log_a, log_b, h0, chunk_size=LOG_SPACE_CHUNK)
+        return linear_scan(torch.exp(log_a), torch.exp(log_b), h0)
+
+    def _states_with_feedback(self, x: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
+        """dsf / truncated: the exact states by the scan without a graph; the backward is DSF's
+        (feedback.py) through the one-step cell h_t = a(x_t) h_{t-1} + b(x_t)."""
+        with torch.no_grad():
+            h = self._states(x, h0)
+
+        def cell(x_flat: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+            log_a, log_b = self.log_coefficients(self.project(x_flat))
+            return torch.exp(log_a) * previous + torch.exp(log_b)
+
+        cell_parameters = [p for name, p in self.named_parameters() if not name.startswith(("to_out.", "initial_state"))]
+        return state_feedback(cell, x, h, h0, active_feedback(self), cell_parameters)
 
     def step(self, x_t: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         check_step(x_t, self.dim, type(self).__name__)
@@ -100,8 +129,16 @@ class _MinRNN(nn.Module):
 
 
 class MinGRU(_MinRNN):
-    def __init__(self, dim: int, expansion: float = 1.0, learned_init_state: bool = False, scan: str = "linear"):
-        super().__init__(dim, expansion, learned_init_state, scan)
+    def __init__(
+        self,
+        dim: int,
+        expansion: float = 1.0,
+        learned_init_state: bool = False,
+        scan: str = "linear",
+        gradient: str = "bptt",
+        **feedback_options,
+    ):
+        super().__init__(dim, expansion, learned_init_state, scan, gradient, **feedback_options)
         self.to_hidden_and_gate = nn.Linear(dim, 2 * self.inner, bias=False)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,8 +159,10 @@ class MinLSTM(_MinRNN):
         learned_init_state: bool = False,
         normalize: bool = True,
         scan: str = "linear",
+        gradient: str = "bptt",
+        **feedback_options,
     ):
-        super().__init__(dim, expansion, learned_init_state, scan)
+        super().__init__(dim, expansion, learned_init_state, scan, gradient, **feedback_options)
         self.normalize = normalize
         self.to_hidden_and_gates = nn.Linear(dim, 3 * self.inner, bias=False)
 
