@@ -159,7 +159,7 @@ def main(args: Args) -> dict:
     t0 = time.time()
     running_loss = torch.zeros((), device=device)
     running_acc = torch.zeros((), device=device)
-    progress = tqdm(range(start_step, args.steps), initial=start_step, total=args.steps, desc=name)
+    progress = tqdm(range(start_step, args.steps), initial=start_step, total=args.steps, desc=name, mininterval=5)
     for step in progress:
         inputs, targets = task.sample(args.batch_size, generator)
         with autocast():

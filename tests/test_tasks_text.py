@@ -185,3 +185,12 @@ def test_window_sampler_and_eval_windows():
     covered = torch.cat([b[0] for b in batches]).flatten()
     assert torch.equal(covered, torch.arange(31 * 32))
     assert all(torch.equal(by, bx + 1) for bx, by in batches)
+
+
+def test_missing_files_and_unknown_corpus_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--data-dir"):
+        load_corpus("wikitext2", data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="downloading is off"):
+        load_corpus("ptb", cache_dir=tmp_path, allow_download=False)
+    with pytest.raises(ValueError, match="ptb"):
+        load_corpus("penn")
