@@ -1,0 +1,104 @@
+"""Agent checkpoints: what they hold, and loading one back into a DecisionModel safely.
+
+A checkpoint is a dict of tensors and plain data (torch.load(weights_only=True) reads it, so it never
+runs code): the trainer's state (model, optimizer, scheduler, sampler, RNGs, step), the config as
+plain data, and `dataset_info`: the observation/action sizes, the env to evaluate in (its EnvSpec
+as JSON) and the reference that normalizes returns. Evaluating a checkpoint needs no dataset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.config import AgentConfig, from_plain
+from agents.model import DecisionModel
+from envs.reference_scores import NoReferenceScoreError, ReferenceScore
+from envs.trajectory_store import TrajectoryStore
+from sequence_models.training_run import CheckpointError, load_checkpoint
+
+FORMAT_VERSION = 1
+
+
+def dataset_info(store: TrajectoryStore) -> dict[str, Any]:
+    """Everything evaluation needs to know about the training dataset, as plain data."""
+    info: dict[str, Any] = {
+        "dataset": store.dataset_id,
+        "env_id": store.env_id,
+        "env_spec": store.env_spec.to_json() if store.env_spec is not None else None,
+        "obs_dim": store.obs_dim,
+        "act_dim": store.act_dim,
+        "max_episode_steps": int(store.max_episode_steps),
+        "return_mean": float(store.episode_returns.mean()),
+        "return_max": float(store.episode_returns.max()),
+        "reference": None,
+        "reference_missing_reason": store.reference_missing_reason,
+    }
+    if store.reference is not None:
+        ref = store.reference
+        info["reference"] = {"min": float(ref.min_score), "max": float(ref.max_score), "name": ref.name}
+        info["normalized_mean"] = float(ref.normalize(store.episode_returns).mean())
+    return info
+
+
+def reference_from_info(info: dict[str, Any]) -> ReferenceScore:
+    """The stored reference; NoReferenceScoreError (with the reason recorded at training) when none."""
+    ref = info.get("reference")
+    if ref is None:
+        raise NoReferenceScoreError(info.get("reference_missing_reason") or "no reference score recorded")
+    return ReferenceScore(ref["min"], ref["max"], ref["name"])
+
+
+def build_model(config: AgentConfig, info: dict[str, Any], store: TrajectoryStore | None = None) -> DecisionModel:
+    """A fresh model for a dataset (statistics from `store` when given; a checkpoint overwrites them)."""
+    max_ep_len = config.max_ep_len or info["max_episode_steps"]
+    kwargs: dict[str, Any] = {}
+    if store is not None:
+        kwargs = dict(action_low=store.action_low, action_high=store.action_high,
+                      state_mean=store.state_mean, state_std=store.state_std)
+    return DecisionModel(info["obs_dim"], info["act_dim"], config.backbone, max_ep_len=max_ep_len,
+                         state_clip=config.state_clip, **kwargs)
+
+
+def check_shapes(info: dict[str, Any], obs_dim: int, act_dim: int, path: str | Path) -> None:
+    got = (info.get("obs_dim"), info.get("act_dim"))
+    if got != (obs_dim, act_dim):
+        raise CheckpointError(
+            f"checkpoint {path} is for observations of size {got[0]} and actions of size {got[1]}, but this "
+            f"dataset/env has observations of size {obs_dim} and actions of size {act_dim}: it belongs to "
+            f"another task ({info.get('dataset')}); start a new run (another --run-name) or pick the matching dataset"
+        )
+
+
+def read_agent_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint dict, after checking it is one of ours (CheckpointError naming the file if not)."""
+    payload = load_checkpoint(path, map_location=device)
+    missing = {"model", "config", "dataset_info"} - set(payload)
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is not a decision-agent checkpoint (missing {sorted(missing)})")
+    return payload
+
+
+def load_agent(path: str | Path, device: str | torch.device = "cpu") -> tuple[DecisionModel, AgentConfig, dict[str, Any]]:
+    """(model in eval mode on device, its config, dataset_info) from a checkpoint."""
+    payload = read_agent_checkpoint(path, device)
+    config = from_plain(payload["config"])
+    info = payload["dataset_info"]
+    model = build_model(config, info)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {path} does not fit the model its config describes: {e}") from e
+    return model.to(device).eval(), config, info
+
+
+def finite_parameters(model: torch.nn.Module) -> bool:
+    """True when every parameter is finite (one host sync)."""
+    return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
+
+
+def to_numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().float().cpu().numpy()

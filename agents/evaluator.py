@@ -1,0 +1,236 @@
+"""Evaluator: every (target, episode) pair in one Gymnasium vector env, one batched model call per step.
+
+Layout. The batch is targets x episodes: env j·E + e is episode e conditioned on target j, reset
+with seed `seed + e` (the same start states for every target, so targets compare like for like).
+
+Finished episodes. All envs start together and step together, so every env is at the same step
+count and a window is exact without padding. An env that terminates or truncates is *masked*: its
+return and length stop counting at its first end, and it keeps stepping with the others (Gymnasium's
+default next-step autoreset starts it on a new episode, whose rewards are ignored). Masking keeps the
+batch shape fixed (no re-batching, no per-env bookkeeping in the model's state) at the price of
+model calls for finished envs; the loop stops as soon as every env has finished once.
+
+Modes.
+  window     each step re-runs the last K steps (3K-1 tokens) from a fresh backbone state, as DT
+             does. For t < K the window is just the steps so far.
+  recurrent  each step feeds the new tokens (a_{t-1}, R̂_t, s_t) and carries the backbone state over
+             the whole episode: O(1) per step for recurrent backbones, a KV cache for the transformer.
+Both give the same actions for the first K steps (the same tokens, one causal computation).
+
+Return-to-go: R̂_0 = target, R̂_{t+1} = R̂_t − r_t, times return_scale before embedding (as DT).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.envs.registration import EnvSpec
+
+from agents.model import DecisionModel
+from envs.eval_env import make_eval_vector_env
+from envs.reference_scores import NoReferenceScoreError, ReferenceScore
+
+
+@dataclass
+class TargetResult:
+    target: float
+    returns: list[float]
+    lengths: list[int]
+    normalized: list[float] | None = None
+
+    @property
+    def return_mean(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def return_std(self) -> float:
+        return float(np.std(self.returns))
+
+    def summary(self) -> dict[str, Any]:
+        out = {
+            "target": self.target,
+            "return_mean": self.return_mean,
+            "return_std": self.return_std,
+            "length_mean": float(np.mean(self.lengths)),
+            "returns": self.returns,
+            "lengths": self.lengths,
+        }
+        if self.normalized is not None:
+            out.update(normalized_mean=float(np.mean(self.normalized)), normalized_std=float(np.std(self.normalized)),
+                       normalized=self.normalized)
+        return out
+
+
+@dataclass
+class EvalReport:
+    mode: str
+    episodes: int
+    targets: list[TargetResult]
+    env_steps: int  # env steps that counted (sum of episode lengths)
+    env_steps_total: int  # env steps taken, masked ones included
+    seconds: float
+    reference: str | None  # the reference's name, or None
+    note: str = ""  # why there is no normalized score, when there is none
+    actions: np.ndarray | None = field(default=None, repr=False)  # (steps, B, act_dim) when recorded
+
+    @property
+    def env_steps_per_s(self) -> float:
+        return self.env_steps / max(self.seconds, 1e-9)
+
+    def score(self, index: int = 0) -> float:
+        """Mean normalized score at targets[index] (the first target is the high one), else the mean return."""
+        t = self.targets[index]
+        return float(np.mean(t.normalized)) if t.normalized is not None else t.return_mean
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode, "episodes": self.episodes, "reference": self.reference, "note": self.note,
+            "env_steps": self.env_steps, "env_steps_per_s": self.env_steps_per_s, "seconds": self.seconds,
+            "targets": [t.summary() for t in self.targets],
+        }
+
+    def lines(self) -> list[str]:
+        out = []
+        for t in self.targets:
+            text = f"target {t.target:g}: return {t.return_mean:.1f} ± {t.return_std:.1f}"
+            if t.normalized is not None:
+                text += f", normalized {np.mean(t.normalized):.1f} ± {np.std(t.normalized):.1f}"
+            text += f", length {np.mean(t.lengths):.0f}"
+            out.append(text)
+        out.append(
+            f"{self.mode} mode, {self.episodes} episodes per target, {self.env_steps_per_s:.0f} env steps/s"
+            + (f"  [reference: {self.reference}]" if self.reference else f"  [raw returns: {self.note}]")
+        )
+        return out
+
+
+def choose_vectorization(num_envs: int, requested: str = "auto") -> str:
+    """auto: one process for few envs (or few cores), one process per env for many."""
+    if requested != "auto":
+        return requested
+    return "async" if num_envs >= 16 and (os.cpu_count() or 1) >= 8 else "sync"
+
+
+def with_time_limit(spec: EnvSpec, max_steps: int) -> EnvSpec:
+    """The same env with a shorter (or unchanged) time limit."""
+    if max_steps <= 0:
+        return spec
+    limit = spec.max_episode_steps
+    return dataclasses.replace(spec, max_episode_steps=max_steps if not limit else min(limit, max_steps))
+
+
+@torch.no_grad()
+def evaluate(
+    model: DecisionModel,
+    env: EnvSpec | str,
+    targets: list[float] | tuple[float, ...],
+    episodes: int,
+    mode: str = "recurrent",
+    context_len: int = 20,
+    return_scale: float = 1e-3,
+    seed: int = 0,
+    max_steps: int = 0,
+    vectorization: str = "auto",
+    reference: ReferenceScore | None = None,
+    no_reference_reason: str = "",
+    record_actions: bool = False,
+) -> EvalReport:
+    """Run len(targets) x episodes episodes in one vector env and report per-target returns and scores."""
+    if mode not in ("window", "recurrent"):
+        raise ValueError(f"mode must be 'window' or 'recurrent', got {mode!r}")
+    if not targets or episodes < 1 or context_len < 1:
+        raise ValueError("need at least one target, one episode and context_len >= 1")
+    spec = env if isinstance(env, EnvSpec) else gym.spec(env) if env in gym.registry else None
+    if spec is None:
+        from envs.eval_env import eval_env_spec
+
+        spec = eval_env_spec(env)
+    spec = with_time_limit(spec, max_steps)
+    horizon = spec.max_episode_steps or model.max_ep_len
+    n_targets, batch = len(targets), len(targets) * episodes
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+
+    envs = make_eval_vector_env(spec, batch, vectorization_mode=choose_vectorization(batch, vectorization))
+    try:
+        t0 = time.perf_counter()
+        obs, _ = envs.reset(seed=[seed + e for _ in range(n_targets) for e in range(episodes)])
+        target_column = np.repeat(np.asarray(targets, dtype=np.float64), episodes)
+        rtg = target_column.copy()  # unscaled R̂ per env
+        returns = np.zeros(batch)
+        lengths = np.zeros(batch, dtype=np.int64)
+        done = np.zeros(batch, dtype=bool)
+        act_dim = model.act_dim
+        # window history (the last K steps), or the recurrent carry
+        hist_s = torch.zeros(batch, 0, model.obs_dim, device=device)
+        hist_a = torch.zeros(batch, 0, act_dim, device=device)
+        hist_r = torch.zeros(batch, 0, 1, device=device)
+        hist_t = torch.zeros(batch, 0, dtype=torch.long, device=device)
+        carry, previous_action, previous_t = None, None, None
+        recorded, steps_taken = [], 0
+
+        for t in range(horizon):
+            state = model.normalize_states(torch.as_tensor(obs, dtype=torch.float32, device=device))
+            r = torch.as_tensor(rtg * return_scale, dtype=torch.float32, device=device)[:, None]
+            timestep = torch.full((batch,), t, dtype=torch.long, device=device)
+            if mode == "recurrent":
+                action, carry = model.recurrent_actions(r, state, timestep, previous_action, previous_t, carry)
+                previous_action, previous_t = action, timestep
+            else:
+                keep = context_len - 1
+                hist_s = torch.cat([hist_s[:, -keep:] if keep else hist_s[:, :0], state[:, None]], dim=1)
+                hist_r = torch.cat([hist_r[:, -keep:] if keep else hist_r[:, :0], r[:, None]], dim=1)
+                hist_t = torch.cat([hist_t[:, -keep:] if keep else hist_t[:, :0], timestep[:, None]], dim=1)
+                hist_a = torch.cat([hist_a[:, -keep:] if keep else hist_a[:, :0], torch.zeros(batch, 1, act_dim, device=device)], dim=1)
+                action = model.window_actions(hist_r, hist_s, hist_a, hist_t)
+                hist_a[:, -1] = action
+            action_np = action.float().cpu().numpy()
+            if record_actions:
+                recorded.append(action_np)
+            obs, reward, terminated, truncated, _ = envs.step(action_np)
+            steps_taken += 1
+            active = ~done
+            returns[active] += reward[active]
+            lengths[active] += 1
+            rtg = rtg - reward
+            done |= terminated | truncated
+            if done.all():
+                break
+        seconds = time.perf_counter() - t0
+    finally:
+        envs.close()
+        model.train(was_training)
+
+    normalized, note, ref_name = None, "", None
+    if reference is not None:
+        normalized, ref_name = reference.normalize(returns), reference.name
+    else:
+        note = no_reference_reason or "no reference score for this env"
+    results = []
+    for j, target in enumerate(targets):
+        rows = slice(j * episodes, (j + 1) * episodes)
+        results.append(TargetResult(
+            float(target), returns[rows].tolist(), lengths[rows].tolist(),
+            normalized[rows].tolist() if normalized is not None else None,
+        ))
+    return EvalReport(
+        mode=mode, episodes=episodes, targets=results, env_steps=int(lengths.sum()),
+        env_steps_total=steps_taken * batch, seconds=seconds, reference=ref_name, note=note,
+        actions=np.stack(recorded) if record_actions else None,
+    )
+
+
+def reference_or_reason(normalize_source) -> tuple[ReferenceScore | None, str]:
+    """(reference, "") or (None, why not) from a callable that returns a ReferenceScore or raises."""
+    try:
+        return normalize_source(), ""
+    except NoReferenceScoreError as e:
+        return None, str(e)

@@ -1,0 +1,138 @@
+"""DecisionModel: Decision Transformer tokenisation around any registered backbone.
+
+    step t ─► (R̂_t, s_t, a_t), each through its own Linear, plus a learned timestep embedding,
+              then one LayerNorm             ─► 3 tokens per step, interleaved R̂_1 s_1 a_1 R̂_2 ...
+           ─► Backbone (causal: transformer, mingru, minlstm, lru, gru, lstm, rnn; any gradient mode)
+           ─► the s_t token's output ─► Linear ─► tanh, scaled to the action bounds ─► â_t
+
+States come in normalised with the dataset's mean/std and are clipped to ±state_clip here, in
+training and evaluation alike: a dimension that is constant in the dataset (std ≈ 1e-6) would
+otherwise turn a tiny difference at evaluation time into a huge input. The mean/std and action
+bounds are buffers, so a checkpoint carries everything evaluation needs.
+
+Inference (see agents/evaluator.py): `window_actions` re-runs the last K steps as DT does;
+`recurrent_actions` feeds only the new tokens and carries the backbone state (a KV cache for the
+transformer), O(1) per step for recurrent backbones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sequence_models.backbone import BackboneConfig, build_backbone
+
+
+class DecisionModel(nn.Module):
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        backbone: BackboneConfig,
+        max_ep_len: int = 1000,
+        action_low: np.ndarray | float = -1.0,
+        action_high: np.ndarray | float = 1.0,
+        state_mean: np.ndarray | None = None,
+        state_std: np.ndarray | None = None,
+        state_clip: float = 10.0,
+    ):
+        super().__init__()
+        if obs_dim <= 0 or act_dim <= 0 or max_ep_len <= 0:
+            raise ValueError(f"obs_dim, act_dim and max_ep_len must be positive, got {obs_dim}, {act_dim}, {max_ep_len}")
+        if state_clip <= 0:
+            raise ValueError(f"state_clip must be > 0, got {state_clip}")
+        d = backbone.d_model
+        self.obs_dim, self.act_dim, self.max_ep_len, self.state_clip = obs_dim, act_dim, max_ep_len, state_clip
+        self.backbone_config = backbone
+        self.embed_timestep = nn.Embedding(max_ep_len, d)
+        self.embed_return = nn.Linear(1, d)
+        self.embed_state = nn.Linear(obs_dim, d)
+        self.embed_action = nn.Linear(act_dim, d)
+        self.embed_norm = nn.LayerNorm(d)
+        self.backbone = build_backbone(backbone)
+        self.predict_action = nn.Linear(d, act_dim)
+
+        def vector(value, size: int, default: float) -> torch.Tensor:
+            value = default if value is None else value
+            return torch.as_tensor(np.broadcast_to(np.asarray(value, dtype=np.float32), (size,)).copy())
+
+        self.register_buffer("state_mean", vector(state_mean, obs_dim, 0.0))
+        self.register_buffer("state_std", vector(state_std, obs_dim, 1.0))
+        self.register_buffer("action_low", vector(action_low, act_dim, -1.0))
+        self.register_buffer("action_high", vector(action_high, act_dim, 1.0))
+        if not torch.all(self.action_high > self.action_low):
+            raise ValueError("action_high must exceed action_low in every dimension")
+
+    # -- tokens ---------------------------------------------------------------------------------
+    def normalize_states(self, raw_states: torch.Tensor) -> torch.Tensor:
+        """Raw env observations -> what the model was trained on (mean/std normalised, clipped)."""
+        return ((raw_states - self.state_mean) / self.state_std).clamp(-self.state_clip, self.state_clip)
+
+    def _time(self, timesteps: torch.Tensor) -> torch.Tensor:
+        return self.embed_timestep(timesteps.clamp(0, self.max_ep_len - 1))
+
+    def return_tokens(self, returns_to_go: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """(..., 1) scaled R̂ -> (..., d)."""
+        return self.embed_norm(self.embed_return(returns_to_go) + self._time(timesteps))
+
+    def state_tokens(self, states: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """(..., obs_dim) normalised states -> (..., d); clipping here makes it idempotent."""
+        states = states.clamp(-self.state_clip, self.state_clip)
+        return self.embed_norm(self.embed_state(states) + self._time(timesteps))
+
+    def action_tokens(self, actions: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        return self.embed_norm(self.embed_action(actions) + self._time(timesteps))
+
+    def tokens(self, returns_to_go, states, actions, timesteps) -> torch.Tensor:
+        """(B, T, ·) inputs -> (B, 3T, d) tokens ordered R̂_1, s_1, a_1, R̂_2, ..."""
+        stacked = torch.stack(
+            [
+                self.return_tokens(returns_to_go, timesteps),
+                self.state_tokens(states, timesteps),
+                self.action_tokens(actions, timesteps),
+            ],
+            dim=2,
+        )  # (B, T, 3, d)
+        return stacked.flatten(1, 2)
+
+    def action_head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Backbone output at a state token -> action within [action_low, action_high]."""
+        unit = torch.tanh(self.predict_action(hidden))
+        return self.action_low + (unit + 1) * 0.5 * (self.action_high - self.action_low)
+
+    # -- training -------------------------------------------------------------------------------
+    def forward(self, returns_to_go, states, actions, timesteps) -> torch.Tensor:
+        """Predicted actions (B, T, act_dim), â_t from the s_t token (which sees R̂_≤t, s_≤t, a_<t)."""
+        hidden, _ = self.backbone(self.tokens(returns_to_go, states, actions, timesteps))
+        return self.action_head(hidden[:, 1::3])
+
+    # -- inference ------------------------------------------------------------------------------
+    def window_actions(self, returns_to_go, states, actions, timesteps) -> torch.Tensor:
+        """The action for the last step of a window (B, T, ·) whose last action is not known yet.
+
+        Runs the 3T-1 tokens R̂_1 s_1 a_1 ... R̂_T s_T from a fresh state (as DT re-runs its context)."""
+        tokens = self.tokens(returns_to_go, states, actions, timesteps)[:, :-1]
+        hidden, _ = self.backbone(tokens)
+        return self.action_head(hidden[:, -1])
+
+    def recurrent_actions(
+        self,
+        return_to_go: torch.Tensor,
+        state: torch.Tensor,
+        timestep: torch.Tensor,
+        previous_action: torch.Tensor | None,
+        previous_timestep: torch.Tensor | None,
+        carry: Any,
+    ) -> tuple[torch.Tensor, Any]:
+        """One env step with the backbone state carried: feeds [a_{t-1}], R̂_t, s_t and returns (â_t, carry).
+
+        return_to_go (B, 1), state (B, obs_dim) normalised, timestep (B,); previous_action is None on
+        the first step. One backbone call per env step (2 or 3 tokens)."""
+        new = [self.return_tokens(return_to_go, timestep), self.state_tokens(state, timestep)]
+        if previous_action is not None:
+            new.insert(0, self.action_tokens(previous_action, previous_timestep))
+        hidden, carry = self.backbone(torch.stack(new, dim=1), carry)
+        return self.action_head(hidden[:, -1]), carry

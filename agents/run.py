@@ -1,0 +1,213 @@
+"""One agent run, end to end: dataset -> model -> training (logs, checkpoints, resume) -> evaluation -> results.json.
+
+    runs/<name>/config.yaml      the resolved config (`--config` it to re-run)
+    runs/<name>/events.*         tensorboard: train/loss, train/lr, train/grad_norm, train/samples_per_s, eval/*
+    runs/<name>/metrics.jsonl    the same scalars, one JSON object per log or evaluation
+    runs/<name>/checkpoints/     last.pt (atomic, every checkpoint_every steps), best.pt (best score at the first target)
+    runs/<name>/results.json     final and best normalized score per target, per-target returns, wall time
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from agents.checkpoints import FORMAT_VERSION, build_model, check_shapes, dataset_info, finite_parameters, read_agent_checkpoint
+from agents.config import AgentConfig, describe_backbone, to_plain
+from agents.evaluator import EvalReport, evaluate
+from agents.trainer import Trainer, seed_everything
+from envs.builtin_datasets import BUILTIN_DATASETS, ensure_builtin_dataset
+from envs.reference_scores import ReferenceScore
+from envs.segment_sampler import SegmentSampler
+from envs.trajectory_store import TrajectoryStore
+from gymnasium.envs.registration import EnvSpec
+from sequence_models.training_run import MetricsLog, pick_device, prepare_run_dir, save_checkpoint
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or a parameter) became NaN or infinite; the message names the last good checkpoint."""
+
+
+def load_store(config: AgentConfig) -> TrajectoryStore:
+    if config.dataset in BUILTIN_DATASETS:
+        ensure_builtin_dataset(config.dataset)
+    return TrajectoryStore.from_dataset_id(config.dataset, download=config.download)
+
+
+def default_targets(info: dict[str, Any]) -> tuple[float, ...]:
+    """The dataset's best episode return and half of it (high first: best.pt follows the first target)."""
+    best = round(info["return_max"])
+    return (float(best), float(round(best / 2)))
+
+
+def fresh_run_dir(config: AgentConfig) -> str:
+    """The run name, with -2, -3, ... appended when a run of that name already exists (never overwrite)."""
+    base, name, i = config.name, config.name, 1
+    while (Path(config.runs_dir) / name / "config.yaml").exists():
+        i += 1
+        name = f"{base}-{i}"
+    return name
+
+
+def env_spec_of(info: dict[str, Any], dataset: str) -> EnvSpec | str:
+    return EnvSpec.from_json(info["env_spec"]) if info.get("env_spec") else dataset
+
+
+def reference_of(info: dict[str, Any]) -> tuple[ReferenceScore | None, str]:
+    ref = info.get("reference")
+    if ref is None:
+        return None, info.get("reference_missing_reason") or "no reference score"
+    return ReferenceScore(ref["min"], ref["max"], ref["name"]), ""
+
+
+def run_evaluation(model, config: AgentConfig, info: dict[str, Any], targets, mode: str | None = None,
+                   episodes: int | None = None, seed: int | None = None) -> EvalReport:
+    reference, reason = reference_of(info)
+    return evaluate(
+        model, env_spec_of(info, config.dataset), list(targets), episodes or config.eval_episodes,
+        mode=mode or config.eval_mode, context_len=config.context_len, return_scale=config.return_scale,
+        seed=config.seed + 10_000 if seed is None else seed, max_steps=config.eval_max_steps,
+        vectorization=config.eval_vectorization, reference=reference, no_reference_reason=reason,
+    )
+
+
+def eval_scalars(report: EvalReport) -> dict[str, float]:
+    values = {"eval/env_steps_per_s": report.env_steps_per_s}
+    for t in report.targets:
+        values[f"eval/return@{t.target:g}"] = t.return_mean
+        if t.normalized is not None:
+            values[f"eval/normalized@{t.target:g}"] = float(sum(t.normalized) / len(t.normalized))
+    return values
+
+
+def train_agent(config: AgentConfig, quiet: bool = False) -> dict[str, Any]:
+    """Train and evaluate; returns what results.json holds. Raises TrainingDiverged on NaN loss."""
+    say = (lambda *a: None) if quiet else print
+    t_start = time.time()
+    device = pick_device(config.device)
+    if device.type == "cpu" and config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
+    seed_everything(config.seed)
+
+    store = load_store(config)
+    info = dataset_info(store)
+    targets = tuple(config.eval_targets) or default_targets(info)
+    name = config.name if config.resume else fresh_run_dir(config)
+    run_dir = Path(config.runs_dir) / name
+    last, best = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
+
+    resume_payload = None
+    if config.resume:
+        if not last.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {last}; run without --resume to start {name}")
+        resume_payload = read_agent_checkpoint(last, device)
+        check_shapes(resume_payload["dataset_info"], store.obs_dim, store.act_dim, last)
+    plain = to_plain(config)
+    plain["run_name"] = name
+    prepare_run_dir(config.runs_dir, name, {"command": " ".join(sys.argv), "config": plain})
+
+    max_ep_len = config.max_ep_len or store.max_episode_steps
+    sampler = SegmentSampler(store, config.context_len, config.batch_size, config.return_scale, max_ep_len,
+                             device=device, seed=config.seed)
+    model = build_model(config, info, store).to(device)
+    trainer = Trainer(model, sampler, config, device)
+    best_score, best_step, best_summary = -math.inf, None, None
+    if resume_payload is not None:
+        trainer.load_state_dict(resume_payload["trainer"])
+        best_score = resume_payload.get("best_score", -math.inf)
+        best_step, best_summary = resume_payload.get("best_step"), resume_payload.get("best_summary")
+        say(f"resumed {name} at step {trainer.step} from {last}")
+
+    n_params = sum(p.numel() for p in model.parameters())
+    say(store.summary())
+    say(f"{name}: {describe_backbone(config.backbone)}, {n_params:,} parameters, K={config.context_len}, "
+        f"{config.steps} steps x batch {config.batch_size} on {device}; targets {', '.join(f'{t:g}' for t in targets)}")
+
+    def payload() -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "trainer": trainer.state_dict(), "model": model.state_dict(),
+                "config": plain, "dataset_info": info, "targets": list(targets), "best_score": best_score,
+                "best_step": best_step, "best_summary": best_summary}
+
+    last_good = f"{last} (step {resume_payload['trainer']['step']})" if resume_payload else "none written yet"
+    metrics = MetricsLog(run_dir)
+    progress = tqdm(total=config.steps, initial=trainer.step, desc=name, disable=quiet or not config.progress,
+                    mininterval=2, dynamic_ncols=True)
+    train_seconds, final_report = 0.0, None
+    try:
+        t_train = time.perf_counter()
+        while trainer.step < config.steps:
+            trainer.train_step()
+            progress.update(1)
+            step = trainer.step
+            finishing = step == config.steps
+            evaluating = finishing or (config.eval_every and step % config.eval_every == 0)
+            checkpointing = finishing or step % config.checkpoint_every == 0
+            if step % config.log_every == 0 or evaluating or checkpointing:
+                values = trainer.read_metrics()
+                if not math.isfinite(values["train/loss"]) or (checkpointing and not finite_parameters(model)):
+                    raise TrainingDiverged(
+                        f"training diverged: the loss is {values['train/loss']} at step {step} "
+                        f"(mean over the steps since the last log); stopped. Last good checkpoint: {last_good}. "
+                        "Try a lower --lr, a smaller --grad-clip or --no-amp."
+                    )
+                metrics.log(step, values)
+                progress.set_postfix(loss=f"{values['train/loss']:.4f}", refresh=False)
+            if evaluating:
+                train_seconds += time.perf_counter() - t_train
+                report = run_evaluation(model, config, info, targets)
+                final_report = report if finishing else None
+                metrics.log(step, eval_scalars(report))
+                if report.score(0) > best_score:
+                    best_score, best_step, best_summary = report.score(0), step, report.summary()
+                    save_checkpoint(best, payload())
+                if not finishing:
+                    progress.write(f"step {step}: " + "; ".join(report.lines()[:-1]))
+                t_train = time.perf_counter()
+            if checkpointing:
+                save_checkpoint(last, payload())
+                last_good = f"{last} (step {step})"
+        train_seconds += time.perf_counter() - t_train
+    finally:
+        progress.close()
+        metrics.close()
+
+    if final_report is None:  # resumed a run that had already finished
+        final_report = run_evaluation(model, config, info, targets)
+    results = {
+        "run": name,
+        "run_dir": str(run_dir),
+        "dataset": config.dataset,
+        "env_id": info["env_id"],
+        "backbone": config.backbone.name,
+        "gradient": config.backbone.gradient,
+        "parameters": n_params,
+        "steps": trainer.step,
+        "reference": final_report.reference,
+        "note": final_report.note,
+        "dataset_return_mean": info["return_mean"],
+        "dataset_normalized_mean": info.get("normalized_mean"),
+        "final": final_report.summary(),
+        "final_score": {f"{t.target:g}": final_report.score(i) for i, t in enumerate(final_report.targets)},
+        "best": {"step": best_step, "score": best_score, "summary": best_summary},
+        "best_score": {f"{t['target']:g}": t.get("normalized_mean", t["return_mean"]) for t in (best_summary or {}).get("targets", [])},
+        "train_seconds": train_seconds,
+        "wall_time_s": time.time() - t_start,
+    }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+
+    unit = "normalized" if final_report.reference else "return"
+    say("\n" + "\n".join(final_report.lines()))
+    if info.get("normalized_mean") is not None:
+        say(f"dataset mean normalized return: {info['normalized_mean']:.1f}")
+    say(f"\nrun folder:   {run_dir}  (config.yaml, metrics.jsonl, checkpoints/, results.json)")
+    say(f"results:      {run_dir / 'results.json'}  (final {unit} at {targets[0]:g}: {final_report.score(0):.1f}; "
+        f"wall time {results['wall_time_s']:.0f} s)")
+    say(f"tensorboard:  tensorboard --logdir {config.runs_dir}")
+    return results

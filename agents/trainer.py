@@ -1,0 +1,175 @@
+"""Trainer: AdamW with the DT/LRU decay groups, warm-up (+ optional cosine), clip, AMP, exact resume.
+
+One `train_step` is: sample a batch on the device, predict actions, masked MSE, backward, clip,
+step. Nothing in it waits for the device: the loss and grad norm are summed on the device and read
+(`.item()`) only by `read_metrics`, at log intervals.
+
+Weight decay applies to weight matrices only: not to norms, embeddings (timestep), biases, or
+recurrent parameters (LRU's nu/theta/gamma, learned initial states), following the LRU paper's
+practice; DSF's feedback is a buffer and is never optimised.
+
+Exact resume: `state_dict` holds the model, optimizer, scheduler, the sampler's generator, the
+torch/CUDA/numpy/python RNGs and the step, as tensors and plain data only (weights_only loading).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from agents.config import AgentConfig
+from agents.model import DecisionModel
+from envs.segment_sampler import SegmentBatch, SegmentSampler
+
+NO_DECAY_NAMES = ("nu_log", "theta_log", "gamma_log", "initial_state", "feedback")
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two AdamW groups: decayed weight matrices, and everything DT/LRU leave undecayed."""
+    no_decay_modules = (nn.LayerNorm, nn.Embedding)
+    decay, no_decay = [], []
+    for module_name, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            undecayed = (
+                isinstance(module, no_decay_modules)
+                or name.startswith("bias")
+                or name in NO_DECAY_NAMES
+                or param.ndim < 2
+            )
+            (no_decay if undecayed else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def lr_factor(step: int, config: AgentConfig) -> float:
+    """Linear warm-up over warmup_steps, then constant or cosine down to min_lr_ratio."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if not config.cosine:
+        return 1.0
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def masked_action_loss(predicted: torch.Tensor, batch: SegmentBatch) -> torch.Tensor:
+    """Mean squared error over valid steps only (padding sits on the right; the backbone is causal)."""
+    mask = batch.mask.unsqueeze(-1).to(predicted.dtype)
+    squared = (predicted.float() - batch.actions) ** 2 * mask
+    return squared.sum() / (mask.sum() * predicted.shape[-1]).clamp_min(1)
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": list(random.getstate()[1]),
+        "python_gauss": random.getstate()[2],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    random.setstate((3, tuple(state["python"]), state["python_gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    def __init__(self, model: DecisionModel, sampler: SegmentSampler, config: AgentConfig, device: torch.device):
+        self.model, self.sampler, self.config, self.device = model, sampler, config, device
+        fused = device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(
+            parameter_groups(model, config.weight_decay), lr=config.lr, betas=(config.beta1, config.beta2),
+            **({"fused": True} if fused else {}),
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, config))
+        self.use_amp = config.amp and device.type == "cuda"
+        self.forward = torch.compile(model) if config.compile else model
+        self.step = 0
+        self._loss_sum = torch.zeros((), device=device)
+        self._grad_norm_sum = torch.zeros((), device=device)
+        self._count = 0
+        self._clock = (time.perf_counter(), 0)
+
+    def train_step(self) -> torch.Tensor:
+        """One optimizer step; returns the loss as a device tensor (no host sync)."""
+        self.model.train()
+        batch = self.sampler.sample()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            predicted = self.forward(batch.returns_to_go, batch.states, batch.actions, batch.timesteps)
+        loss = masked_action_loss(predicted, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        else:
+            grad_norm = torch.linalg.vector_norm(
+                torch.stack([p.grad.detach().norm() for p in self.model.parameters() if p.grad is not None])
+            )
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        self._loss_sum += loss.detach()
+        self._grad_norm_sum += grad_norm.detach()
+        self._count += 1
+        return loss.detach()
+
+    def read_metrics(self) -> dict[str, float]:
+        """Means since the last read (one host sync); loss may be nan/inf, the caller decides."""
+        now = time.perf_counter()
+        n = max(1, self._count)
+        values = {
+            "train/loss": self._loss_sum.item() / n,
+            "train/grad_norm": self._grad_norm_sum.item() / n,
+            "train/lr": self.scheduler.get_last_lr()[0],
+            "train/samples_per_s": self._count * self.config.batch_size / max(1e-9, now - self._clock[0]),
+        }
+        self._loss_sum.zero_()
+        self._grad_norm_sum.zero_()
+        self._count = 0
+        self._clock = (now, self.step)
+        return values
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "rng": rng_state(),
+            "step": self.step,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        sampler_state = dict(state["sampler"])
+        sampler_state["generator"] = sampler_state["generator"].cpu()
+        self.sampler.load_state_dict(sampler_state)
+        set_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self._clock = (time.perf_counter(), self.step)

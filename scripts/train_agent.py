@@ -1,0 +1,35 @@
+"""Train a Decision agent on a Minari dataset with any sequence backbone, then evaluate it.
+
+    python scripts/train_agent.py                                   # built-in dataset, small minGRU, minutes on a CPU
+    python scripts/train_agent.py backbone:transformer --backbone.d-model 64 --backbone.n-layers 2
+    python scripts/train_agent.py backbone:mingru --backbone.expansion 1.5
+    python scripts/train_agent.py backbone:gru --backbone.gradient dsf
+    python scripts/train_agent.py --preset hopper-medium            # DT's settings on mujoco/hopper/medium-v0
+    python scripts/train_agent.py --preset hopper-medium --download backbone:lru
+    python scripts/train_agent.py --run-name NAME --resume          # continue runs/NAME exactly where it stopped
+    python scripts/train_agent.py --config runs/NAME/config.yaml    # re-run a run (flags after it override)
+
+Presets: quick (default) and {hopper,halfcheetah,walker2d}-{simple,medium,expert}; see agents/config.py.
+Writes runs/<name>/{config.yaml, events.* (tensorboard), metrics.jsonl, checkpoints/{last,best}.pt,
+results.json}; `tensorboard --logdir runs` shows the curves.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from agents.config import parse_args
+from agents.run import TrainingDiverged, train_agent
+from sequence_models.training_run import CheckpointError
+
+
+def main(argv: list[str] | None = None) -> dict:
+    config = parse_args(argv, description=__doc__)
+    try:
+        return train_agent(config)
+    except (TrainingDiverged, CheckpointError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()
