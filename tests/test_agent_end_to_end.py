@@ -1,0 +1,68 @@
+"""Every backbone (and every gradient mode it supports) trains a few steps, evaluates and writes its run folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from agents.config import from_plain, load_config_file
+from agents.run import train_agent
+from sequence_models.backbone import BACKBONE_CONFIGS
+from tests.agent_helpers import tiny_config
+
+CASES = [(name, "bptt") for name in BACKBONE_CONFIGS] + [
+    (name, mode) for name in ("gru", "lstm", "rnn", "mingru", "lru") for mode in ("dsf", "truncated")
+    if mode in BACKBONE_CONFIGS[name].gradient_modes
+]
+
+
+@pytest.mark.parametrize("name,gradient", CASES)
+def test_backbone_end_to_end(tmp_path, name, gradient):
+    config = tiny_config(tmp_path, name, gradient, eval_mode="recurrent" if name != "lstm" else "window")
+    results = train_agent(config, quiet=True)
+    run_dir = tmp_path / "runs" / results["run"]
+    on_disk = json.loads((run_dir / "results.json").read_text())
+    assert on_disk["backbone"] == name and on_disk["gradient"] == gradient and on_disk["steps"] == config.steps
+    assert set(on_disk["final_score"]) == {"9000", "3000"} and set(on_disk["best_score"]) == {"9000", "3000"}
+    for target in on_disk["final"]["targets"]:
+        assert len(target["returns"]) == 2 and len(target["normalized"]) == 2
+        assert all(1 <= n <= 12 for n in target["lengths"])
+    assert on_disk["reference"] and on_disk["wall_time_s"] > 0
+    assert (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "checkpoints" / "best.pt").is_file()
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {"train/loss", "train/lr", "train/grad_norm", "train/samples_per_s"} <= set(lines[0])
+    assert any(name.startswith("events.out.tfevents") for name in (p.name for p in run_dir.iterdir()))
+    # config.yaml re-creates the same config
+    assert from_plain(yaml.safe_load((run_dir / "config.yaml").read_text())["config"]).backbone == config.backbone
+    assert load_config_file(run_dir / "config.yaml").steps == config.steps
+
+
+def test_cli_default_parses_and_presets_map_to_minari_ids():
+    from agents.config import PRESETS, parse_args
+
+    config = parse_args([])
+    assert config.preset == "quick" and config.backbone.name == "mingru"
+    hopper = parse_args(["--preset", "hopper-medium", "--steps", "7"])
+    assert hopper.dataset == "mujoco/hopper/medium-v0" and hopper.steps == 7 and hopper.eval_targets == (3600.0, 1800.0)
+    assert (hopper.context_len, hopper.backbone.d_model, hopper.backbone.n_layers, hopper.lr, hopper.batch_size) == (20, 128, 3, 1e-4, 64)
+    swapped = parse_args(["backbone:mingru", "--backbone.expansion", "1.5"])
+    assert swapped.backbone.name == "mingru" and swapped.backbone.expansion == 1.5
+    assert {f"{e}-{q}" for e in ("hopper", "halfcheetah", "walker2d") for q in ("simple", "medium", "expert")} <= set(PRESETS)
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["backbone:transformer", "--backbone.gradient", "dsf"], "dsf"),
+        (["--context-len", "0"], "context_len"),
+        (["--steps", "-5"], "steps"),
+    ],
+)
+def test_cli_rejects_flags_that_do_not_fit(argv, message, capsys):
+    from agents.config import parse_args
+
+    with pytest.raises(SystemExit) as e:
+        parse_args(argv)
+    assert message in str(e.value) + capsys.readouterr().err

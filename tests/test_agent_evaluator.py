@@ -1,0 +1,78 @@
+"""Evaluator: window and recurrent modes agree on the first K steps; a vector env equals separate runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from agents.checkpoints import build_model, dataset_info
+from agents.evaluator import evaluate
+from agents.run import env_spec_of, load_store, reference_of
+from sequence_models.backbone import BACKBONE_CONFIGS
+from tests.agent_helpers import tiny_config
+
+K = 5
+
+
+@pytest.fixture(scope="module")
+def store():
+    return load_store(tiny_config(__import__("pathlib").Path("/tmp")))
+
+
+def tiny_model(store, tmp_path, name: str):
+    torch.manual_seed(0)
+    config = tiny_config(tmp_path, name, context_len=K)
+    config = config.__class__(**{**config.__dict__, "backbone": config.backbone.__class__(
+        **{**config.backbone.__dict__, "n_layers": 2, "dropout": 0.1})})
+    info = dataset_info(store)
+    model = build_model(config, info, store)
+    with torch.no_grad():  # larger outputs than the init gives, so that a difference would show
+        model.predict_action.weight.mul_(20)
+    return model, info
+
+
+@pytest.mark.parametrize("name", list(BACKBONE_CONFIGS))
+def test_window_and_recurrent_agree_on_first_k_steps(store, tmp_path, name):
+    model, info = tiny_model(store, tmp_path, name)
+    common = dict(targets=[9000.0, 2000.0], episodes=2, context_len=K, max_steps=K, record_actions=True, seed=3)
+    window = evaluate(model, env_spec_of(info, ""), mode="window", **common)
+    recurrent = evaluate(model, env_spec_of(info, ""), mode="recurrent", **common)
+    assert window.actions.shape == recurrent.actions.shape and window.actions.shape[1] == 4
+    assert np.abs(window.actions).max() > 0.05
+    np.testing.assert_allclose(window.actions, recurrent.actions, atol=2e-5, rtol=0)
+    # later steps: the window drops old steps, the recurrent mode keeps them (they may differ, both must run)
+    longer = dict(common, max_steps=K + 3)
+    assert evaluate(model, env_spec_of(info, ""), mode="window", **longer).actions.shape[0] <= K + 3
+
+
+@pytest.mark.parametrize("mode", ["window", "recurrent"])
+def test_vector_env_equals_separate_single_env_runs(store, tmp_path, mode):
+    model, info = tiny_model(store, tmp_path, "mingru")
+    reference, _ = reference_of(info)
+    spec = env_spec_of(info, "")
+    n, seed = 3, 11
+    together = evaluate(model, spec, [9000.0], n, mode=mode, context_len=K, seed=seed, max_steps=30, reference=reference)
+    alone = [evaluate(model, spec, [9000.0], 1, mode=mode, context_len=K, seed=seed + e, max_steps=30, reference=reference)
+             for e in range(n)]
+    np.testing.assert_allclose(together.targets[0].returns, [a.targets[0].returns[0] for a in alone], rtol=1e-6, atol=1e-6)
+    assert together.targets[0].lengths == [a.targets[0].lengths[0] for a in alone]
+    np.testing.assert_allclose(together.targets[0].normalized, [a.targets[0].normalized[0] for a in alone], rtol=1e-6)
+
+
+def test_async_vector_env_matches_sync(store, tmp_path):
+    model, info = tiny_model(store, tmp_path, "mingru")
+    spec = env_spec_of(info, "")
+    kwargs = dict(targets=[9000.0], episodes=2, context_len=K, seed=5, max_steps=15)
+    sync = evaluate(model, spec, vectorization="sync", **kwargs)
+    asynchronous = evaluate(model, spec, vectorization="async", **kwargs)
+    np.testing.assert_allclose(sync.targets[0].returns, asynchronous.targets[0].returns, rtol=1e-6)
+
+
+def test_report_without_reference_gives_raw_returns_and_the_reason(store, tmp_path):
+    model, info = tiny_model(store, tmp_path, "mingru")
+    report = evaluate(model, env_spec_of(info, ""), [100.0], 2, context_len=K, max_steps=5,
+                      no_reference_reason="no reference score for SomeEnv-v0")
+    assert report.reference is None and report.targets[0].normalized is None
+    assert "no reference score for SomeEnv-v0" in report.lines()[-1]
+    assert report.score(0) == report.targets[0].return_mean
