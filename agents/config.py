@@ -46,7 +46,7 @@ class AgentConfig:
     """size of the timestep embedding (timesteps are clipped to it); 0: the env's time limit"""
 
     # model
-    backbone: BackboneChoice = MinGRUConfig(d_model=64, n_layers=2, dropout=0.1)
+    backbone: BackboneChoice = MinGRUConfig(d_model=64, n_layers=2, dropout=0.0)
     """sequence backbone, a subcommand with its own options: backbone:mingru --backbone.expansion 1.5"""
     context_len: int = 20
     """K: steps per training segment and per evaluation window"""

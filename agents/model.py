@@ -54,6 +54,9 @@ class DecisionModel(nn.Module):
         self.embed_norm = nn.LayerNorm(d)
         self.backbone = build_backbone(backbone)
         self.predict_action = nn.Linear(d, act_dim)
+        # GPT-2's small init: a unit-variance random vector per timestep (torch's default) would add an
+        # arbitrary offset to every token at timesteps the data rarely shows, a bias the policy then carries.
+        nn.init.normal_(self.embed_timestep.weight, std=0.02)
 
         def vector(value, size: int, default: float) -> torch.Tensor:
             value = default if value is None else value
