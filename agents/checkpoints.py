@@ -11,12 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from agents.config import AgentConfig, from_plain
 from agents.model import DecisionModel
-from envs.reference_scores import NoReferenceScoreError, ReferenceScore
+from envs.reference_scores import ReferenceScore
 from envs.trajectory_store import TrajectoryStore
 from sequence_models.training_run import CheckpointError, load_checkpoint
 
@@ -44,12 +43,12 @@ def dataset_info(store: TrajectoryStore) -> dict[str, Any]:
     return info
 
 
-def reference_from_info(info: dict[str, Any]) -> ReferenceScore:
-    """The stored reference; NoReferenceScoreError (with the reason recorded at training) when none."""
+def reference_of(info: dict[str, Any]) -> tuple[ReferenceScore | None, str]:
+    """(the stored reference, "") or (None, the reason recorded when the dataset was loaded)."""
     ref = info.get("reference")
     if ref is None:
-        raise NoReferenceScoreError(info.get("reference_missing_reason") or "no reference score recorded")
-    return ReferenceScore(ref["min"], ref["max"], ref["name"])
+        return None, info.get("reference_missing_reason") or "no reference score recorded for this dataset"
+    return ReferenceScore(ref["min"], ref["max"], ref["name"]), ""
 
 
 def build_model(config: AgentConfig, info: dict[str, Any], store: TrajectoryStore | None = None) -> DecisionModel:
@@ -98,7 +97,3 @@ def load_agent(path: str | Path, device: str | torch.device = "cpu") -> tuple[De
 def finite_parameters(model: torch.nn.Module) -> bool:
     """True when every parameter is finite (one host sync)."""
     return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
-
-
-def to_numpy(x: torch.Tensor) -> np.ndarray:
-    return x.detach().float().cpu().numpy()

@@ -35,7 +35,7 @@ from gymnasium.envs.registration import EnvSpec
 
 from agents.model import DecisionModel
 from envs.eval_env import make_eval_vector_env
-from envs.reference_scores import NoReferenceScoreError, ReferenceScore
+from envs.reference_scores import ReferenceScore
 
 
 @dataclass
@@ -227,10 +227,3 @@ def evaluate(
         actions=np.stack(recorded) if record_actions else None,
     )
 
-
-def reference_or_reason(normalize_source) -> tuple[ReferenceScore | None, str]:
-    """(reference, "") or (None, why not) from a callable that returns a ReferenceScore or raises."""
-    try:
-        return normalize_source(), ""
-    except NoReferenceScoreError as e:
-        return None, str(e)

@@ -17,17 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from gymnasium.envs.registration import EnvSpec
 from tqdm import tqdm
 
-from agents.checkpoints import FORMAT_VERSION, build_model, check_shapes, dataset_info, finite_parameters, read_agent_checkpoint
+from agents.checkpoints import (
+    FORMAT_VERSION, build_model, check_shapes, dataset_info, finite_parameters, read_agent_checkpoint, reference_of,
+)
 from agents.config import AgentConfig, describe_backbone, to_plain
 from agents.evaluator import EvalReport, evaluate
 from agents.trainer import Trainer, seed_everything
 from envs.builtin_datasets import BUILTIN_DATASETS, ensure_builtin_dataset
-from envs.reference_scores import ReferenceScore
 from envs.segment_sampler import SegmentSampler
 from envs.trajectory_store import TrajectoryStore
-from gymnasium.envs.registration import EnvSpec
 from sequence_models.training_run import MetricsLog, pick_device, prepare_run_dir, save_checkpoint
 
 
@@ -58,13 +59,6 @@ def fresh_run_dir(config: AgentConfig) -> str:
 
 def env_spec_of(info: dict[str, Any], dataset: str) -> EnvSpec | str:
     return EnvSpec.from_json(info["env_spec"]) if info.get("env_spec") else dataset
-
-
-def reference_of(info: dict[str, Any]) -> tuple[ReferenceScore | None, str]:
-    ref = info.get("reference")
-    if ref is None:
-        return None, info.get("reference_missing_reason") or "no reference score"
-    return ReferenceScore(ref["min"], ref["max"], ref["name"]), ""
 
 
 def run_evaluation(model, config: AgentConfig, info: dict[str, Any], targets, mode: str | None = None,

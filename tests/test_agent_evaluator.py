@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from agents.checkpoints import build_model, dataset_info
+from agents.checkpoints import build_model, dataset_info, reference_of
 from agents.evaluator import evaluate
-from agents.run import env_spec_of, load_store, reference_of
+from agents.run import env_spec_of, load_store
 from sequence_models.backbone import BACKBONE_CONFIGS
 from tests.agent_helpers import tiny_config
 
@@ -17,14 +20,13 @@ K = 5
 
 @pytest.fixture(scope="module")
 def store():
-    return load_store(tiny_config(__import__("pathlib").Path("/tmp")))
+    return load_store(tiny_config(Path("/tmp")))
 
 
 def tiny_model(store, tmp_path, name: str):
     torch.manual_seed(0)
     config = tiny_config(tmp_path, name, context_len=K)
-    config = config.__class__(**{**config.__dict__, "backbone": config.backbone.__class__(
-        **{**config.backbone.__dict__, "n_layers": 2, "dropout": 0.1})})
+    config = dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, n_layers=2, dropout=0.1))
     info = dataset_info(store)
     model = build_model(config, info, store)
     with torch.no_grad():  # larger outputs than the init gives, so that a difference would show
