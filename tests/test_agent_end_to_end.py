@@ -66,3 +66,20 @@ def test_cli_rejects_flags_that_do_not_fit(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         parse_args(argv)
     assert message in str(e.value) + capsys.readouterr().err
+
+
+def test_evaluate_agent_script_reads_a_run_folder(tmp_path):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("_evaluate_agent", Path(__file__).parent.parent / "scripts" / "evaluate_agent.py")
+    script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script  # dataclasses look their module up while building Args
+    spec.loader.exec_module(script)
+    results = train_agent(tiny_config(tmp_path, run_name="run"), quiet=True)
+    run_dir = tmp_path / "runs" / results["run"]
+    summary = script.main(script.Args(str(run_dir), targets=(5000.0,), episodes=3, mode="window", cpu_threads=0))
+    assert summary["checkpoint"].endswith("best.pt") and summary["mode"] == "window"
+    assert len(summary["targets"]) == 1 and len(summary["targets"][0]["returns"]) == 3
+    assert (run_dir / "eval-best-window.json").is_file()
