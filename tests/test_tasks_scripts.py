@@ -86,3 +86,15 @@ def test_train_lm_presets():
     else:
         with pytest.raises(SystemExit, match="GRU backbone"):
             script.parse_args(["--preset", "dsf-ptb"])
+
+
+def test_train_lm_schedules():
+    script = _script("train_lm")
+    ptb = script.Args(schedule="step", warmup_steps=0, lr_step_epochs=10, lr_gamma=0.1, steps=0, epochs=30)
+    spe = 7  # batches per epoch
+    factors = [script.lr_factor(s, ptb, 30 * spe, spe) for s in (0, 10 * spe - 1, 10 * spe, 20 * spe, 30 * spe - 1)]
+    assert factors == pytest.approx([1.0, 1.0, 0.1, 0.01, 0.01])
+    cosine = script.Args(schedule="cosine", warmup_steps=10, min_lr_ratio=0.1)
+    assert script.lr_factor(0, cosine, 110, 50) == pytest.approx(0.1)  # warm-up from lr / warmup_steps
+    assert script.lr_factor(10, cosine, 110, 50) == pytest.approx(1.0)
+    assert script.lr_factor(110, cosine, 110, 50) == pytest.approx(0.1)
