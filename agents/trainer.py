@@ -4,7 +4,8 @@ One `train_step` is: sample a batch on the device, predict actions, masked MSE, 
 step. Nothing in it waits for the device: the loss and grad norm are summed on the device and read
 (`.item()`) only by `read_metrics`, at log intervals.
 
-Weight decay applies to weight matrices only: not to norms, embeddings (timestep), biases, or
+Weight decay applies to weight matrices only: not to norms, embeddings (the timestep table and the
+per-modality embed_* layers), biases, or
 recurrent parameters (LRU's nu/theta/gamma, learned initial states), following the LRU paper's
 practice; DSF's feedback is a buffer and is never optimised.
 
@@ -40,6 +41,7 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
                 continue
             undecayed = (
                 isinstance(module, no_decay_modules)
+                or module_name.rsplit(".", 1)[-1].startswith("embed_")  # DT's per-modality embeddings
                 or name.startswith("bias")
                 or name in NO_DECAY_NAMES
                 or param.ndim < 2

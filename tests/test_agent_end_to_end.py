@@ -83,3 +83,18 @@ def test_evaluate_agent_script_reads_a_run_folder(tmp_path):
     assert summary["checkpoint"].endswith("best.pt") and summary["mode"] == "window"
     assert len(summary["targets"]) == 1 and len(summary["targets"][0]["returns"]) == 3
     assert (run_dir / "eval-best-window.json").is_file()
+
+
+def test_weight_decay_groups():
+    from agents.model import DecisionModel
+    from agents.trainer import parameter_groups
+    from sequence_models.backbone import backbone_config
+
+    model = DecisionModel(9, 1, backbone_config("lru", d_model=16, n_layers=1))
+    decay, no_decay = parameter_groups(model, 1e-4)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
+    assert {"backbone.blocks.0.mixer.B_re", "backbone.blocks.0.mlp.0.weight", "predict_action.weight"} <= decayed
+    assert not any(n.endswith(("nu_log", "theta_log", "gamma_log", "bias")) or "norm" in n or "embed" in n for n in decayed)
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
