@@ -12,7 +12,9 @@ Fully truncated BPTT is A = 0 (δ_t = e_t). The layer computes its exact states 
 (a fused kernel, a parallel scan) without building a graph; `state_feedback` attaches the backward
 above to those states. Nothing is kept for the backward but the inputs and the states: the one-step
 cell is re-run over all (B·T) pairs inside the backward, so the only graph ever built is one step
-deep, and it lives only while the backward runs.
+deep, and it lives only while the backward runs. What is held from forward to backward shrinks
+(GRU: 8× less than BPTT); the peak during the backward does not shrink as much, since that one-step
+graph spans every time step at once (scripts/benchmark_gradient_modes.py measures both).
 
 A carried-in initial state h_0 receives A ⊙ δ_0, the same feedback every other state gets from its
 successor. So a sequence split into chunks, with the state passed on undetached, gets exactly the
@@ -25,6 +27,7 @@ makes δ grow geometrically backwards in time, and negative entries alternate it
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -132,10 +135,10 @@ class _StateFeedback(torch.autograd.Function):
         return states.view_as(states)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the recomputed cell's graph is not kept
     def backward(ctx, grad_states):
         x, states, initial_state, feedback = ctx.saved_tensors
         parameters = ctx.cell_parameters
-        batch, length = states.shape[:2]
         if feedback is None:
             delta = grad_states
         else:
@@ -148,7 +151,9 @@ class _StateFeedback(torch.autograd.Function):
 
         grads_x, grads_params = None, []
         if wanted_x or wanted_params:
-            with torch.enable_grad(), _autocast(ctx.autocast):
+            with torch.enable_grad(), contextlib.ExitStack() as stack:
+                for device, dtype in ctx.autocast:  # as in the forward, like activation checkpointing
+                    stack.enter_context(torch.autocast(device_type=device, dtype=dtype))
                 x_leaf = x.detach().requires_grad_(wanted_x)
                 out = ctx.cell(x_leaf.flatten(0, 1), previous)
                 inputs = ([x_leaf] if wanted_x else []) + wanted_params
@@ -164,22 +169,6 @@ class _StateFeedback(torch.autograd.Function):
         it = iter(grads_params)
         grads_out = [next(it) if wanted else None for wanted in ctx.needs_input_grad[5:]]
         return (None, grads_x, None, grad_h0, None, *grads_out)
-
-
-class _autocast:
-    """Re-enter the forward's autocast state in the backward, as activation checkpointing does."""
-
-    def __init__(self, states):
-        self.contexts = [torch.autocast(device_type=device, dtype=dtype) for device, dtype in states]
-
-    def __enter__(self):
-        for context in self.contexts:
-            context.__enter__()
-
-    def __exit__(self, *exc):
-        for context in reversed(self.contexts):
-            context.__exit__(*exc)
-        return False
 
 
 def state_feedback(
