@@ -102,6 +102,8 @@ class AgentConfig:
     """sync (one process), async (one process per env) or auto (async for many envs on many cores)"""
     eval_max_steps: int = 0
     """cap on steps per evaluation episode; 0: the env's time limit"""
+    eval_kv_steps: int = -1
+    """recurrent mode, transformer: steps its KV cache keeps (-1: context_len, the trained span; 0: the whole episode)"""
 
     def __post_init__(self) -> None:
         problems = []
@@ -123,6 +125,8 @@ class AgentConfig:
             problems.append("max_ep_len, eval_max_steps, eval_every and cpu_threads must be >= 0")
         if self.log_every < 1 or self.checkpoint_every < 1:
             problems.append("log_every and checkpoint_every must be >= 1")
+        if self.eval_kv_steps < -1:
+            problems.append(f"eval_kv_steps must be -1 (context_len), 0 (all) or positive, got {self.eval_kv_steps}")
         if self.eval_episodes < 1:
             problems.append(f"eval_episodes must be >= 1, got {self.eval_episodes}")
         if problems:

@@ -15,7 +15,11 @@ Modes.
              does. For t < K the window is just the steps so far.
   recurrent  each step feeds the new tokens (a_{t-1}, R̂_t, s_t) and carries the backbone state over
              the whole episode: O(1) per step for recurrent backbones, a KV cache for the transformer.
-Both give the same actions for the first K steps (the same tokens, one causal computation).
+             The transformer's cache keeps the last `kv_steps` steps (default K, the span it was
+             trained on: every query then sees at most 3K-1 tokens, as in training, and a step costs
+             O(K)); kv_steps=0 keeps the whole episode (O(t) per step, attention beyond the trained span).
+Both give the same actions for the first K steps (the same tokens, one causal computation; with
+kv_steps >= K no cache entry is dropped before step K).
 
 Return-to-go: R̂_0 = target, R̂_{t+1} = R̂_t − r_t, times return_scale before embedding (as DT).
 """
@@ -36,6 +40,7 @@ from gymnasium.envs.registration import EnvSpec
 from agents.model import DecisionModel
 from envs.eval_env import make_eval_vector_env
 from envs.reference_scores import ReferenceScore
+from sequence_models.attention import KVCache
 
 
 @dataclass
@@ -118,6 +123,17 @@ def choose_vectorization(num_envs: int, requested: str = "auto") -> str:
     return "async" if num_envs >= 16 and (os.cpu_count() or 1) >= 8 else "sync"
 
 
+def trim_kv_cache(carry: Any, keep_tokens: int) -> Any:
+    """The backbone state with every layer's KV cache cut to its last keep_tokens tokens (others untouched)."""
+    if not isinstance(carry, list):
+        return carry
+    def trim(c: KVCache) -> KVCache:
+        start = c.keys.shape[2] - keep_tokens
+        return KVCache(c.keys[:, :, start:], c.values[:, :, start:], c.valid[:, start:])
+
+    return [trim(c) if isinstance(c, KVCache) and c.keys.shape[2] > keep_tokens else c for c in carry]
+
+
 def with_time_limit(spec: EnvSpec, max_steps: int) -> EnvSpec:
     """The same env with a shorter (or unchanged) time limit."""
     if max_steps <= 0:
@@ -141,8 +157,11 @@ def evaluate(
     reference: ReferenceScore | None = None,
     no_reference_reason: str = "",
     record_actions: bool = False,
+    kv_steps: int = -1,
 ) -> EvalReport:
-    """Run len(targets) x episodes episodes in one vector env and report per-target returns and scores."""
+    """Run len(targets) x episodes episodes in one vector env and report per-target returns and scores.
+
+    kv_steps (recurrent mode, transformer): steps kept in the KV cache; -1: context_len; 0: all."""
     if mode not in ("window", "recurrent"):
         raise ValueError(f"mode must be 'window' or 'recurrent', got {mode!r}")
     if not targets or episodes < 1 or context_len < 1:
@@ -175,6 +194,8 @@ def evaluate(
         hist_r = torch.zeros(batch, 0, 1, device=device)
         hist_t = torch.zeros(batch, 0, dtype=torch.long, device=device)
         carry, previous_action, previous_t = None, None, None
+        kv_steps = context_len if kv_steps < 0 else kv_steps
+        kv_keep = max(0, 3 * kv_steps - 4) if kv_steps else None
         recorded, steps_taken = [], 0
 
         for t in range(horizon):
@@ -183,6 +204,8 @@ def evaluate(
             timestep = torch.full((batch,), t, dtype=torch.long, device=device)
             if mode == "recurrent":
                 action, carry = model.recurrent_actions(r, state, timestep, previous_action, previous_t, carry)
+                if kv_keep is not None:  # before the next call adds a_t, R̂_{t+1}, s_{t+1}: 3·steps - 1 tokens in all
+                    carry = trim_kv_cache(carry, kv_keep)
                 previous_action, previous_t = action, timestep
             else:
                 keep = context_len - 1

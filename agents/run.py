@@ -69,6 +69,7 @@ def run_evaluation(model, config: AgentConfig, info: dict[str, Any], targets, mo
         mode=mode or config.eval_mode, context_len=config.context_len, return_scale=config.return_scale,
         seed=config.seed + 10_000 if seed is None else seed, max_steps=config.eval_max_steps,
         vectorization=config.eval_vectorization, reference=reference, no_reference_reason=reason,
+        kv_steps=config.eval_kv_steps,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -43,9 +44,37 @@ def test_window_and_recurrent_agree_on_first_k_steps(store, tmp_path, name):
     assert window.actions.shape == recurrent.actions.shape and window.actions.shape[1] == 4
     assert np.abs(window.actions).max() > 0.05
     np.testing.assert_allclose(window.actions, recurrent.actions, atol=2e-5, rtol=0)
-    # later steps: the window drops old steps, the recurrent mode keeps them (they may differ, both must run)
-    longer = dict(common, max_steps=K + 3)
-    assert evaluate(model, env_spec_of(info, ""), mode="window", **longer).actions.shape[0] <= K + 3
+    # the whole-episode KV cache (kv_steps=0) gives the same first K actions too
+    unbounded = evaluate(model, env_spec_of(info, ""), mode="recurrent", kv_steps=0, **common)
+    np.testing.assert_allclose(unbounded.actions, recurrent.actions, atol=2e-5, rtol=0)
+
+
+class NeverTerminates(gym.Wrapper):
+    def step(self, action):
+        obs, reward, _, truncated, info = self.env.step(action)
+        return obs, reward, False, truncated, info
+
+
+def no_termination_spec(max_steps: int):
+    name = "tests/InvertedDoublePendulumNoTermination-v0"
+    if name not in gym.registry:
+        gym.register(name, entry_point=lambda **kw: NeverTerminates(gym.make("InvertedDoublePendulum-v5", **kw).unwrapped))
+    return dataclasses.replace(gym.spec(name), max_episode_steps=max_steps)
+
+
+def test_transformer_kv_cache_of_k_steps_sees_what_the_window_sees(store, tmp_path):
+    """With one layer, a K-step KV cache gives exactly the window's attention span at every step
+    (a layer's keys and values depend on its own token only)."""
+    torch.manual_seed(0)
+    config = tiny_config(tmp_path, "transformer", context_len=K)
+    info = dataset_info(store)
+    model = build_model(config, info, store)
+    common = dict(targets=[9000.0], episodes=2, context_len=K, max_steps=3 * K, record_actions=True, seed=1)
+    spec = no_termination_spec(3 * K)
+    window = evaluate(model, spec, mode="window", **common)
+    recurrent = evaluate(model, spec, mode="recurrent", **common)
+    assert window.actions.shape[0] == 3 * K and np.abs(window.actions).max() > 0.01
+    np.testing.assert_allclose(window.actions, recurrent.actions, atol=2e-5, rtol=0)
 
 
 @pytest.mark.parametrize("mode", ["window", "recurrent"])
