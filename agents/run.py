@@ -29,7 +29,7 @@ from agents.trainer import Trainer, seed_everything
 from envs.builtin_datasets import BUILTIN_DATASETS, ensure_builtin_dataset
 from envs.segment_sampler import SegmentSampler
 from envs.trajectory_store import TrajectoryStore
-from sequence_models.training_run import MetricsLog, pick_device, prepare_run_dir, save_checkpoint
+from sequence_models.training_run import CheckpointError, MetricsLog, pick_device, prepare_run_dir, save_checkpoint
 
 
 class TrainingDiverged(RuntimeError):
@@ -55,6 +55,20 @@ def fresh_run_dir(config: AgentConfig) -> str:
         i += 1
         name = f"{base}-{i}"
     return name
+
+
+MODEL_FIELDS = ("dataset", "backbone", "context_len", "max_ep_len", "state_clip", "return_scale")
+
+
+def check_same_model(saved: dict[str, Any], config: AgentConfig, path: Path) -> None:
+    """Resuming with another model or dataset cannot continue the run: say which flags differ."""
+    now = to_plain(config)
+    differ = [f"{k}: {saved.get(k)!r} in the checkpoint, {now[k]!r} now" for k in MODEL_FIELDS if saved.get(k) != now[k]]
+    if differ:
+        raise CheckpointError(
+            f"--resume: checkpoint {path} was trained with other settings ({'; '.join(differ)}); resume with "
+            f"--config {path.parent.parent / 'config.yaml'} --resume (flags after it may change steps, logging, evaluation)"
+        )
 
 
 def env_spec_of(info: dict[str, Any], dataset: str) -> EnvSpec | str:
@@ -104,6 +118,7 @@ def train_agent(config: AgentConfig, quiet: bool = False) -> dict[str, Any]:
             raise FileNotFoundError(f"--resume: no checkpoint at {last}; run without --resume to start {name}")
         resume_payload = read_agent_checkpoint(last, device)
         check_shapes(resume_payload["dataset_info"], store.obs_dim, store.act_dim, last)
+        check_same_model(resume_payload["config"], config, last)
     plain = to_plain(config)
     plain["run_name"] = name
     prepare_run_dir(config.runs_dir, name, {"command": " ".join(sys.argv), "config": plain})

@@ -121,3 +121,11 @@ def test_a_second_run_of_the_same_name_gets_a_new_folder(tmp_path):
     first = train_agent(tiny_config(tmp_path, steps=2), quiet=True)
     second = train_agent(tiny_config(tmp_path, steps=2), quiet=True)
     assert second["run"] == first["run"] + "-2"
+
+
+def test_resume_with_another_model_names_the_differences(tmp_path):
+    config = tiny_config(tmp_path, run_name="run")
+    train_agent(config, quiet=True)
+    other = dataclasses.replace(config, resume=True, steps=6, context_len=7)
+    with pytest.raises(CheckpointError, match=r"context_len: 4 in the checkpoint, 7 now.*--config .*config\.yaml --resume"):
+        train_agent(other, quiet=True)
