@@ -180,6 +180,7 @@ def train_agent(config: AgentConfig, quiet: bool = False) -> dict[str, Any]:
                 if not finishing:
                     progress.write(f"step {step}: " + "; ".join(report.lines()[:-1]))
                 t_train = time.perf_counter()
+                trainer.restart_clock()
             if checkpointing:
                 save_checkpoint(last, payload())
                 last_good = f"{last} (step {step})"

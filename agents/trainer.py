@@ -155,6 +155,10 @@ class Trainer:
         self._clock = (now, self.step)
         return values
 
+    def restart_clock(self) -> None:
+        """Exclude time spent elsewhere (evaluation) from the next samples/s."""
+        self._clock = (time.perf_counter(), self.step)
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
