@@ -1,9 +1,12 @@
 """Benchmarks, each measured side by side in one run and reported as ratios.
 
-  python scripts/benchmark.py --suite layers      # one layer's fwd+bwd time and memory vs T
-  python scripts/benchmark.py --suite precision   # float32 scan error vs a float64 loop as T grows
+  python scripts/benchmark.py --suite layers           # one layer's fwd+bwd time and memory vs T
+  python scripts/benchmark.py --suite gradient-modes   # GRU / LSTM: bptt vs dsf vs truncated
+  python scripts/benchmark.py --suite precision        # float32 scan error vs a float64 loop as T grows
 
-Prints a markdown table and writes benchmarks/<suite>.csv.
+Prints markdown tables and writes benchmarks/<suite>.csv. Time and memory are measured as
+sequence_models/profiling.py describes: candidates timed in turns, median of --repeats, activation
+memory from saved-tensor hooks (saved: kept for backward; peak: most alive at once).
 """
 
 from __future__ import annotations
@@ -23,22 +26,23 @@ from torch import nn
 from tqdm import tqdm
 
 from sequence_models.attention import CausalSelfAttention
+from sequence_models.classic_rnn import GRU, LSTM
 from sequence_models.lru import LRU
 from sequence_models.min_rnn import MinGRU, MinLSTM
-from sequence_models.profiling import measure_forward_backward
+from sequence_models.profiling import Measurement, measure_in_turns
 from sequence_models.scan import linear_scan, scan_log_space, scan_reference
 
 
 @dataclass(frozen=True)
 class Args:
-    suite: Literal["layers", "precision"] = "layers"
+    suite: Literal["layers", "gradient-modes", "precision"] = "layers"
     """which benchmark to run"""
-    lengths: tuple[int, ...] = (64, 256, 512, 1024, 2048)
-    """sequence lengths T (layers suite)"""
+    lengths: tuple[int, ...] | None = None
+    """sequence lengths T (default: 64 256 512 1024 2048 for layers, 128 512 2048 for gradient-modes)"""
     batch: int = 64
     dim: int = 256
     repeats: int = 3
-    """timed repetitions per point (median reported), after one warm-up"""
+    """timed rounds per point, each running every candidate once (median reported), after one warm-up"""
     looped_gru_max_length: int = 2048
     """skip the Python-looped GRU cell above this T (it is slow by design)"""
     device: str = "auto"
@@ -111,20 +115,53 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
+def memory_columns(result: Measurement) -> dict:
+    mib = 2**20
+    return {"saved_MiB": result.saved_bytes / mib, "peak_MiB": result.peak_saved_bytes / mib,
+            "cuda_peak_MiB": "" if result.cuda_peak_bytes is None else result.cuda_peak_bytes / mib}
+
+
 def run_layers(args: Args, device: torch.device) -> list[dict]:
     factories = layer_factories(args.dim)
-    points = [(name, length) for length in args.lengths for name in factories
-              if not (name == "GRU cell (looped)" and length > args.looped_gru_max_length)]
     rows = []
-    for name, length in tqdm(points, desc="layers fwd+bwd"):
+    for length in tqdm(args.lengths or (64, 256, 512, 1024, 2048), desc="layers fwd+bwd"):
         torch.manual_seed(0)
-        layer = factories[name]().to(device)
+        names = [n for n in factories if not (n == "GRU cell (looped)" and length > args.looped_gru_max_length)]
+        layers = {name: factories[name]().to(device) for name in names}
         x = torch.randn(args.batch, length, args.dim, device=device, requires_grad=True)
-        result = measure_forward_backward(lambda: layer(x)[0], device, repeats=args.repeats)
-        rows.append({"layer": name, "T": length, "ms": 1e3 * result.seconds,
-                     "activation_MiB": result.activation_bytes / 2**20,
-                     "cuda_peak_MiB": "" if result.peak_bytes is None else result.peak_bytes / 2**20})
+        candidates = {name: (lambda layer=layer: layer(x)[0]) for name, layer in layers.items()}
+        exclude = [x, *(p for layer in layers.values() for p in layer.parameters())]
+        for name, result in measure_in_turns(candidates, device, args.repeats, exclude).items():
+            rows.append({"layer": name, "T": length, "ms": 1e3 * result.seconds, **memory_columns(result)})
     return rows
+
+
+def run_gradient_modes(args: Args, device: torch.device) -> list[dict]:
+    """GRU and LSTM layers, one per gradient mode with identical weights, timed in turns."""
+    rows = []
+    points = [(cell, length) for cell in (GRU, LSTM) for length in (args.lengths or (128, 512, 2048))]
+    for cell, length in tqdm(points, desc="gradient modes fwd+bwd"):
+        torch.manual_seed(0)
+        layers = {mode: cell(args.dim, gradient=mode).to(device) for mode in ("bptt", "dsf", "truncated")}
+        for layer in layers.values():
+            layer.load_state_dict(layers["bptt"].state_dict(), strict=False)  # bptt has no feedback buffer
+        x = torch.randn(args.batch, length, args.dim, device=device, requires_grad=True)
+        candidates = {mode: (lambda layer=layer: layer(x)[0]) for mode, layer in layers.items()}
+        exclude = [x, *(p for layer in layers.values() for p in layer.parameters())]
+        for mode, result in measure_in_turns(candidates, device, args.repeats, exclude).items():
+            rows.append({"cell": cell.__name__, "T": length, "mode": mode, "ms": 1e3 * result.seconds,
+                         **memory_columns(result)})
+    return rows
+
+
+def gradient_mode_ratios(rows: list[dict]) -> list[dict]:
+    """Speed-up over bptt (bptt time / mode time) and memory as a fraction of bptt's."""
+    bptt = {(r["cell"], r["T"]): r for r in rows if r["mode"] == "bptt"}
+    return [{"cell": r["cell"], "T": r["T"], "mode": r["mode"],
+             "speedup_vs_bptt": bptt[r["cell"], r["T"]]["ms"] / r["ms"],
+             "saved_vs_bptt": r["saved_MiB"] / bptt[r["cell"], r["T"]]["saved_MiB"],
+             "peak_vs_bptt": r["peak_MiB"] / bptt[r["cell"], r["T"]]["peak_MiB"]}
+            for r in rows if r["mode"] != "bptt"]
 
 
 def layer_ratios(rows: list[dict]) -> list[dict]:
@@ -138,7 +175,7 @@ def layer_ratios(rows: list[dict]) -> list[dict]:
             "layer": row["layer"], "T": row["T"],
             "speedup_vs_fused_GRU": fused["ms"] / row["ms"] if fused else "",
             "speedup_vs_looped_GRU": looped["ms"] / row["ms"] if looped else "",
-            "memory_vs_fused_GRU": row["activation_MiB"] / fused["activation_MiB"] if fused else "",
+            "saved_memory_vs_fused_GRU": row["saved_MiB"] / fused["saved_MiB"] if fused else "",
         })
     return ratios
 
@@ -172,16 +209,21 @@ def main(args: Args) -> None:
     if args.suite == "layers":
         rows = run_layers(args, device)
         print(f"\nOne layer, fwd+bwd, B={args.batch}, D={args.dim}\n")
-        print(markdown_table(rows, list(rows[0])))
-        ratios = layer_ratios(rows)
-        print("\nRatios (> 1: faster / more memory than the baseline)\n")
-        print(markdown_table(ratios, list(ratios[0])))
-        write_csv(ratios, args.out_dir / "layers_ratios.csv")
+        ratios, ratio_title = layer_ratios(rows), "Ratios (> 1: faster / more memory than the baseline)"
+    elif args.suite == "gradient-modes":
+        rows = run_gradient_modes(args, device)
+        print(f"\nOne recurrent layer, fwd+bwd, B={args.batch}, D={args.dim}\n")
+        ratios, ratio_title = gradient_mode_ratios(rows), "Ratios to bptt (speed-up > 1: faster; memory < 1: less)"
     else:
         rows = run_precision(args, device)
         print("\nMax relative error of float32 scans vs a float64 loop (minGRU-like gates, D=64)\n")
-        print(markdown_table(rows, list(rows[0])))
+        ratios = None
+    print(markdown_table(rows, list(rows[0])))
     write_csv(rows, args.out_dir / f"{args.suite}.csv")
+    if ratios:
+        print(f"\n{ratio_title}\n")
+        print(markdown_table(ratios, list(ratios[0])))
+        write_csv(ratios, args.out_dir / f"{args.suite}_ratios.csv")
     print(f"\nwrote {args.out_dir / (args.suite + '.csv')}")
 
 
