@@ -86,5 +86,5 @@ def main(args: Args) -> dict:
 if __name__ == "__main__":
     try:
         main(tyro.cli(Args, description=__doc__))
-    except CheckpointError as e:
+    except (CheckpointError, ValueError) as e:
         sys.exit(f"error: {e}")

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = parse_args(argv, description=__doc__)
     try:
         return train_agent(config)
-    except (TrainingDiverged, CheckpointError, FileNotFoundError) as e:
+    except (TrainingDiverged, CheckpointError, FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
 
 
