@@ -93,7 +93,7 @@ class AgentConfig:
 
     # evaluation
     eval_targets: tuple[float, ...] = ()
-    """return targets to condition on; empty: the dataset's best return and half of it"""
+    """return targets to condition on; empty: the dataset's best and mean episode returns"""
     eval_episodes: int = 10
     """episodes per target (all targets x episodes run in one vector env)"""
     eval_mode: EvalMode = "recurrent"

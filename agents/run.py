@@ -43,9 +43,13 @@ def load_store(config: AgentConfig) -> TrajectoryStore:
 
 
 def default_targets(info: dict[str, Any]) -> tuple[float, ...]:
-    """The dataset's best episode return and half of it (high first: best.pt follows the first target)."""
-    best = round(info["return_max"])
-    return (float(best), float(round(best / 2)))
+    """The dataset's best and mean episode returns (high first: best.pt follows the first target).
+
+    Not "half the best": returns may be negative (Reacher), where half the best is a higher target."""
+    def tidy(x: float) -> float:
+        return float(round(x)) if abs(x) >= 100 else round(x, 1)
+
+    return (tidy(info["return_max"]), tidy(info["return_mean"]))
 
 
 def fresh_run_dir(config: AgentConfig) -> str:

@@ -23,7 +23,7 @@ import torch
 import tyro
 
 from agents.checkpoints import load_agent
-from agents.run import run_evaluation
+from agents.run import default_targets, run_evaluation
 from sequence_models.training_run import CheckpointError, pick_device
 
 
@@ -70,7 +70,7 @@ def main(args: Args) -> dict:
     if args.max_steps >= 0:
         overrides["eval_max_steps"] = args.max_steps
     config = dataclasses.replace(config, eval_vectorization=args.vectorization, **overrides)
-    targets = args.targets or tuple(config.eval_targets) or (info["return_max"], info["return_max"] / 2)
+    targets = args.targets or tuple(config.eval_targets) or default_targets(info)
     report = run_evaluation(model, config, info, targets, mode=args.mode or config.eval_mode,
                             episodes=args.episodes or config.eval_episodes, seed=args.seed)
     print(f"{path}: {config.backbone.name} ({config.backbone.gradient}) on {info['env_id']}")
