@@ -24,13 +24,16 @@ import yaml
 from envs.builtin_datasets import DEFAULT_DATASET_ID
 from sequence_models.backbone import BackboneChoice, BackboneConfig, MinGRUConfig, TransformerConfig, backbone_config
 
+PRESET_NAMES = ("quick", *(f"{env}-{quality}" for env in ("hopper", "halfcheetah", "walker2d")
+                           for quality in ("simple", "medium", "expert")))
+PresetName = Literal[PRESET_NAMES]  # type: ignore[valid-type]
 EvalMode = Literal["window", "recurrent"]
 Vectorization = Literal["auto", "sync", "async"]
 
 
 @dataclass(frozen=True)
 class AgentConfig:
-    preset: str = "quick"
+    preset: PresetName = "quick"
     """named set of defaults (see agents/config.py PRESETS); the other flags override it"""
 
     # data
@@ -151,7 +154,7 @@ def _dt(dataset: str, targets: tuple[float, float], preset: str) -> AgentConfig:
 
 
 DT_TARGETS = {"hopper": (3600.0, 1800.0), "halfcheetah": (12000.0, 6000.0), "walker2d": (5000.0, 2500.0)}
-PRESETS: dict[str, Callable[[], AgentConfig]] = {
+PRESETS: dict[str, Callable[[], AgentConfig]] = {  # keys: PRESET_NAMES
     # The default: the built-in InvertedDoublePendulum dataset, a small minGRU, minutes on 2 CPU cores.
     "quick": lambda: AgentConfig(),
     **{
