@@ -3,6 +3,7 @@
   python scripts/benchmark.py --suite layers           # one layer's fwd+bwd time and memory vs T
   python scripts/benchmark.py --suite gradient-modes   # GRU / LSTM: bptt vs dsf vs truncated
   python scripts/benchmark.py --suite precision        # float32 scan error vs a float64 loop as T grows
+  python scripts/benchmark.py --suite agent            # evaluation vs the DT/CORL loop; training samples/s
 
 Prints markdown tables and writes benchmarks/<suite>.csv. Time and memory are measured as
 sequence_models/profiling.py describes: candidates timed in turns, median of --repeats, activation
@@ -25,17 +26,19 @@ import tyro
 from torch import nn
 from tqdm import tqdm
 
+from agents.speed import benchmark_evaluation, benchmark_training
 from sequence_models.attention import CausalSelfAttention
 from sequence_models.classic_rnn import GRU, LSTM
 from sequence_models.lru import LRU
 from sequence_models.min_rnn import MinGRU, MinLSTM
 from sequence_models.profiling import Measurement, measure_in_turns
 from sequence_models.scan import linear_scan, scan_log_space, scan_reference
+from sequence_models.training_run import pick_device
 
 
 @dataclass(frozen=True)
 class Args:
-    suite: Literal["layers", "gradient-modes", "precision"] = "layers"
+    suite: Literal["layers", "gradient-modes", "precision", "agent"] = "layers"
     """which benchmark to run"""
     lengths: tuple[int, ...] | None = None
     """sequence lengths T (default: 64 256 512 1024 2048 for layers, 128 512 2048 for gradient-modes)"""
@@ -47,7 +50,17 @@ class Args:
     """skip the Python-looped GRU cell above this T (it is slow by design)"""
     device: str = "auto"
     """cpu, cuda, cuda:1 ... or auto (cuda when available)"""
+    cpu_threads: int = 0
+    """torch CPU threads (0: torch's default, one per core)"""
     out_dir: Path = Path("benchmarks")
+    backbones: tuple[str, ...] = ("transformer", "mingru")
+    """agent suite: backbones (DT size: embed 128, 3 layers, K=20, untrained)"""
+    episodes: int = 10
+    """agent suite: evaluation episodes"""
+    max_steps: int = 1000
+    """agent suite: steps per episode (termination switched off so every episode is full length)"""
+    train_steps: int = 20
+    """agent suite: timed training steps per backbone"""
 
 
 class FusedGRU(nn.Module):
@@ -86,12 +99,6 @@ def layer_factories(dim: int) -> dict[str, Callable[[], nn.Module]]:
         "nn.GRU (fused)": lambda: FusedGRU(dim),
         "GRU cell (looped)": lambda: LoopedGRUCell(dim),
     }
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def describe_machine(device: torch.device) -> str:
@@ -203,28 +210,36 @@ def run_precision(args: Args, device: torch.device) -> list[dict]:
     return rows
 
 
-def main(args: Args) -> None:
-    device = pick_device(args.device)
-    print(describe_machine(device))
+def run_suite(args: Args, device: torch.device) -> list[tuple[str, str, list[dict]]]:
+    """(title, csv name, rows) of each table the suite produces."""
     if args.suite == "layers":
         rows = run_layers(args, device)
-        print(f"\nOne layer, fwd+bwd, B={args.batch}, D={args.dim}\n")
-        ratios, ratio_title = layer_ratios(rows), "Ratios (> 1: faster / more memory than the baseline)"
-    elif args.suite == "gradient-modes":
+        return [(f"One layer, fwd+bwd, B={args.batch}, D={args.dim}", "layers", rows),
+                ("Ratios (> 1: faster / more memory than the baseline)", "layers_ratios", layer_ratios(rows))]
+    if args.suite == "gradient-modes":
         rows = run_gradient_modes(args, device)
-        print(f"\nOne recurrent layer, fwd+bwd, B={args.batch}, D={args.dim}\n")
-        ratios, ratio_title = gradient_mode_ratios(rows), "Ratios to bptt (speed-up > 1: faster; memory < 1: less)"
-    else:
-        rows = run_precision(args, device)
-        print("\nMax relative error of float32 scans vs a float64 loop (minGRU-like gates, D=64)\n")
-        ratios = None
-    print(markdown_table(rows, list(rows[0])))
-    write_csv(rows, args.out_dir / f"{args.suite}.csv")
-    if ratios:
-        print(f"\n{ratio_title}\n")
-        print(markdown_table(ratios, list(ratios[0])))
-        write_csv(ratios, args.out_dir / f"{args.suite}_ratios.csv")
-    print(f"\nwrote {args.out_dir / (args.suite + '.csv')}")
+        return [(f"One recurrent layer, fwd+bwd, B={args.batch}, D={args.dim}", "gradient_modes", rows),
+                ("Ratios to bptt (speed-up > 1: faster; memory < 1: less)", "gradient_modes_ratios",
+                 gradient_mode_ratios(rows))]
+    if args.suite == "agent":
+        evaluation = benchmark_evaluation(args.backbones, args.episodes, args.max_steps)
+        training = benchmark_training(args.backbones, args.train_steps, device=str(device))
+        return [(f"Evaluation, {args.episodes} episodes x {args.max_steps} steps, speed-up over the DT/CORL loop",
+                 "agent_eval", evaluation),
+                ("Training, batch 64, K=20", "agent_train", training)]
+    return [("Max relative error of float32 scans vs a float64 loop (minGRU-like gates, D=64)", "precision",
+             run_precision(args, device))]
+
+
+def main(args: Args) -> None:
+    if args.cpu_threads:
+        torch.set_num_threads(args.cpu_threads)
+    device = pick_device(args.device)
+    print(describe_machine(device))
+    for title, name, rows in run_suite(args, device):
+        print(f"\n{title}\n\n{markdown_table(rows, list(rows[0]))}")
+        write_csv(rows, args.out_dir / f"{name}.csv")
+        print(f"(wrote {args.out_dir / (name + '.csv')})")
 
 
 if __name__ == "__main__":

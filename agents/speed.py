@@ -1,7 +1,7 @@
 """Agent speed: evaluation env steps/s against the DT/CORL loop, and training samples/s.
 
-    python scripts/benchmark_agent.py                          # transformer and minGRU, 10 episodes x 1000 steps
-    python scripts/benchmark_agent.py --episodes 4 --max-steps 200 --backbones mingru lru
+    python scripts/benchmark.py --suite agent                  # transformer and minGRU, 10 episodes x 1000 steps
+    python scripts/benchmark.py --suite agent --episodes 4 --max-steps 200 --backbones mingru lru
 
 Evaluation. The DT/CORL way: one env, one episode at a time, and every step re-runs the model on the
 last K steps (here without DT's left padding to K, so the baseline does slightly *less* work than DT's
@@ -13,21 +13,14 @@ time limit max_steps. Models are the DT paper's size (embed 128, 3 layers, 1 hea
 
 Training: samples/s (segments of K steps per second) of the training step, batch 64.
 
-Prints markdown tables and writes benchmarks/agent_eval.csv and benchmarks/agent_train.csv.
-`benchmark_evaluation` and `benchmark_training` are importable (scripts/benchmark.py wires them in).
 """
 
 from __future__ import annotations
 
-import csv
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import torch
-import tyro
 
 from agents.checkpoints import build_model, dataset_info
 from agents.config import AgentConfig
@@ -38,7 +31,6 @@ from envs.segment_sampler import SegmentSampler
 from sequence_models.backbone import backbone_config
 
 BENCHMARK_ENV = "decision-backbones/InvertedDoublePendulumNoTermination-v0"
-OUT_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 class NeverTerminates(gym.Wrapper):
@@ -141,52 +133,3 @@ def benchmark_training(backbones=("transformer", "mingru"), steps: int = 20, bat
         rows.append({"backbone": name, "batch_size": batch_size, "context_len": context_len, "device": device,
                      "steps": steps, "seconds": seconds, "samples_per_s": steps * batch_size / seconds})
     return rows
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def markdown(rows: list[dict], columns: list[str]) -> str:
-    def fmt(v):
-        return f"{v:.2f}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(r[c]) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class Args:
-    backbones: tuple[str, ...] = ("transformer", "mingru")
-    episodes: int = 10
-    max_steps: int = 1000
-    context_len: int = 20
-    train_steps: int = 20
-    cpu_threads: int = 1
-    """torch threads (0: torch's default)"""
-    out_dir: str = str(OUT_DIR)
-
-
-def main(args: Args) -> None:
-    if args.cpu_threads:
-        torch.set_num_threads(args.cpu_threads)
-    np.set_printoptions(precision=2)
-    evaluation = benchmark_evaluation(args.backbones, args.episodes, args.max_steps, args.context_len)
-    print(f"\nEvaluation, {args.episodes} episodes x {args.max_steps} steps, DT-size models (K={args.context_len}), "
-          f"torch threads {torch.get_num_threads()}\n")
-    print(markdown(evaluation, ["backbone", "method", "env_steps", "seconds", "env_steps_per_s", "speedup"]))
-    training = benchmark_training(args.backbones, args.train_steps, context_len=args.context_len)
-    print(f"\nTraining, batch 64, K={args.context_len}, CPU\n")
-    print(markdown(training, ["backbone", "batch_size", "context_len", "steps", "seconds", "samples_per_s"]))
-    write_csv(Path(args.out_dir) / "agent_eval.csv", evaluation)
-    write_csv(Path(args.out_dir) / "agent_train.csv", training)
-    print(f"\nwritten: {Path(args.out_dir) / 'agent_eval.csv'}, {Path(args.out_dir) / 'agent_train.csv'}")
-
-
-if __name__ == "__main__":
-    main(tyro.cli(Args, description=__doc__))
