@@ -150,7 +150,11 @@ class MinGRUConfig(RecurrentConfig):
             raise ValueError(f"expansion must be > 0, got {self.expansion}")
 
     def _build_mixer(self) -> nn.Module:
-        return MinGRU(self.d_model, self.expansion, self.learned_init_state, self.scan, **self.gradient_options())
+        return MinGRU(self.d_model, **self._min_rnn_options())
+
+    def _min_rnn_options(self) -> dict:
+        return dict(expansion=self.expansion, learned_init_state=self.learned_init_state, scan=self.scan,
+                    **self.gradient_options())
 
 
 @register_backbone
@@ -162,9 +166,7 @@ class MinLSTMConfig(MinGRUConfig):
     name: ClassVar[str] = "minlstm"
 
     def _build_mixer(self) -> nn.Module:
-        return MinLSTM(
-            self.d_model, self.expansion, self.learned_init_state, self.normalize, self.scan, **self.gradient_options()
-        )
+        return MinLSTM(self.d_model, normalize=self.normalize, **self._min_rnn_options())
 
 
 @register_backbone

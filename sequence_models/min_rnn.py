@@ -50,9 +50,12 @@ def inner_width(dim: int, expansion: float) -> int:
 
 
 class _MinRNN(nn.Module):
-    """Shared body: input projection → log-coefficients → scan (or one step) → output projection."""
+    """Shared body: input projection → log-coefficients → scan (or one step) → output projection.
 
-    n_projections: int
+    Options shared by both layers: expansion (inner width / dim), learned_init_state, scan
+    ("linear" | "log"), gradient ("bptt" | "dsf" | "truncated") and the feedback_* options of
+    feedback.add_gradient_mode.
+    """
 
     def __init__(
         self,
@@ -129,16 +132,8 @@ class _MinRNN(nn.Module):
 
 
 class MinGRU(_MinRNN):
-    def __init__(
-        self,
-        dim: int,
-        expansion: float = 1.0,
-        learned_init_state: bool = False,
-        scan: str = "linear",
-        gradient: str = "bptt",
-        **feedback_options,
-    ):
-        super().__init__(dim, expansion, learned_init_state, scan, gradient, **feedback_options)
+    def __init__(self, dim: int, **options):
+        super().__init__(dim, **options)
         self.to_hidden_and_gate = nn.Linear(dim, 2 * self.inner, bias=False)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,17 +147,8 @@ class MinGRU(_MinRNN):
 
 
 class MinLSTM(_MinRNN):
-    def __init__(
-        self,
-        dim: int,
-        expansion: float = 1.0,
-        learned_init_state: bool = False,
-        normalize: bool = True,
-        scan: str = "linear",
-        gradient: str = "bptt",
-        **feedback_options,
-    ):
-        super().__init__(dim, expansion, learned_init_state, scan, gradient, **feedback_options)
+    def __init__(self, dim: int, normalize: bool = True, **options):
+        super().__init__(dim, **options)
         self.normalize = normalize
         self.to_hidden_and_gates = nn.Linear(dim, 3 * self.inner, bias=False)
 
