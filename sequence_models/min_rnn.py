@@ -4,9 +4,9 @@ Both are h_t = a_t ⊙ h_{t-1} + b_t with a_t, b_t > 0 computed from x_t alone, 
 sequence is one parallel scan. Each layer defines its log-coefficients once; `forward` scans them,
 `step` applies one update, so the two paths cannot drift apart.
 
-`scan="log"` is the paper's log-space (Heinsen) scan; `scan="linear"` (default) exponentiates the
-coefficients and runs the chunked linear scan, which is about twice as fast on CPU and more
-accurate in float32 (a_t in (0, 1) keeps the linear recurrence a convex combination, so it cannot
+`scan="log"` is the paper's log-space (Heinsen) scan on `log_coefficients`; `scan="linear"`
+(default) runs the chunked linear scan on `coefficients` (the same equations, fewer elementwise
+operations), which is faster on CPU and more accurate in float32 (a_t in (0, 1) keeps the linear recurrence a convex combination, so it cannot
 overflow): see `python scripts/benchmark.py --suite precision`.
 
 `gradient="dsf"` or `"truncated"` keeps the exact scan for the forward and trains through DSF's
@@ -32,6 +32,11 @@ from torch import nn
 from .feedback import active_feedback, add_gradient_mode, state_feedback
 from .scan import at_least_float32, linear_scan, scan_log_space
 from .shapes import check_sequence, check_state, check_step
+
+
+def g(x: torch.Tensor) -> torch.Tensor:
+    """g(x) = x + 0.5 for x >= 0, sigmoid(x) otherwise, as relu(x) + sigmoid(min(x, 0)) (no branches)."""
+    return F.relu(x) + torch.sigmoid(x.clamp(max=0))
 
 
 def log_g(x: torch.Tensor) -> torch.Tensor:
@@ -78,8 +83,12 @@ class _MinRNN(nn.Module):
         self.initial_state = nn.Parameter(torch.zeros(self.inner)) if learned_init_state else None
         add_gradient_mode(self, self.inner, gradient, **feedback_options)
 
+    def coefficients(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, b) of h_t = a_t h_{t-1} + b_t from the input projection."""
+        raise NotImplementedError
+
     def log_coefficients(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log a, log b) of h_t = a_t h_{t-1} + b_t from the input projection."""
+        """(log a, log b), the same equations in log space (for scan="log")."""
         raise NotImplementedError
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,10 +114,9 @@ class _MinRNN(nn.Module):
         return self.to_out(h.to(x.dtype)), h[:, -1]
 
     def _states(self, x: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
-        log_a, log_b = self.log_coefficients(self.project(x))
         if self.scan == "log":
-            return scan_log_space(log_a, log_b, h0, chunk_size=LOG_SPACE_CHUNK)
-        return linear_scan(torch.exp(log_a), torch.exp(log_b), h0)
+            return scan_log_space(*self.log_coefficients(self.project(x)), h0, chunk_size=LOG_SPACE_CHUNK)
+        return linear_scan(*self.coefficients(self.project(x)), h0)
 
     def _states_with_feedback(self, x: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
         """dsf / truncated: the exact states by the scan without a graph; the backward is DSF's
@@ -117,8 +125,8 @@ class _MinRNN(nn.Module):
             h = self._states(x, h0)
 
         def cell(x_flat: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-            log_a, log_b = self.log_coefficients(self.project(x_flat))
-            return torch.exp(log_a) * previous + torch.exp(log_b)
+            a, b = self.coefficients(self.project(x_flat))
+            return a * previous + b
 
         cell_parameters = [p for name, p in self.named_parameters() if not name.startswith(("to_out.", "initial_state"))]
         return state_feedback(cell, x, h, h0, active_feedback(self), cell_parameters)
@@ -126,8 +134,8 @@ class _MinRNN(nn.Module):
     def step(self, x_t: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         check_step(x_t, self.dim, type(self).__name__)
         h = self._start(state, x_t.shape[0])
-        log_a, log_b = self.log_coefficients(self.project(x_t))
-        h_new = torch.exp(log_b) if h is None else torch.exp(log_a) * at_least_float32(h) + torch.exp(log_b)
+        a, b = self.coefficients(self.project(x_t))
+        h_new = b if h is None else a * at_least_float32(h) + b
         return self.to_out(h_new.to(x_t.dtype)), h_new
 
 
@@ -138,6 +146,11 @@ class MinGRU(_MinRNN):
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         return self.to_hidden_and_gate(x)
+
+    def coefficients(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden, gate = at_least_float32(projected).chunk(2, dim=-1)
+        z = torch.sigmoid(gate)
+        return 1 - z, z * g(hidden)
 
     def log_coefficients(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden, gate = at_least_float32(projected).chunk(2, dim=-1)
@@ -163,6 +176,20 @@ class MinLSTM(_MinRNN):
             difference = F.softplus(-forget) - F.softplus(-input_)
             return -F.softplus(difference), -F.softplus(-difference)
         return -F.softplus(-forget), -F.softplus(-input_)
+
+    def gates(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f', i'): f' + i' = 1 when `normalize`, else σ of each gate."""
+        _, forget, input_ = at_least_float32(projected).chunk(3, dim=-1)
+        f, i = torch.sigmoid(forget), torch.sigmoid(input_)
+        if self.normalize:
+            f = f / (f + i)
+            return f, 1 - f
+        return f, i
+
+    def coefficients(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = at_least_float32(projected).chunk(3, dim=-1)[0]
+        f, i = self.gates(projected)
+        return f, i * g(hidden)
 
     def log_coefficients(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = at_least_float32(projected).chunk(3, dim=-1)[0]

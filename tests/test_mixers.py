@@ -107,8 +107,21 @@ def test_minlstm_normalized_gates_sum_to_one():
     projected = layer.project(_inputs().float() * 5)
     log_f, log_i = layer.log_gates(projected)
     torch.testing.assert_close(log_f.exp() + log_i.exp(), torch.ones_like(log_f))
+    f, i = layer.gates(projected)
+    torch.testing.assert_close(f + i, torch.ones_like(f))
+    torch.testing.assert_close(f.log(), log_f)
     raw_f, raw_i = MinLSTM(DIM, normalize=False).log_gates(projected)
     assert not torch.allclose(raw_f.exp() + raw_i.exp(), torch.ones_like(raw_f))
+
+
+@pytest.mark.parametrize("layer_class", [MinGRU, MinLSTM])
+def test_linear_and_log_coefficients_agree(layer_class):
+    layer = layer_class(DIM).double()
+    projected = layer.project(_inputs() * 4)
+    a, b = layer.coefficients(projected)
+    log_a, log_b = layer.log_coefficients(projected)
+    torch.testing.assert_close(a.log(), log_a)
+    torch.testing.assert_close(b.log(), log_b)
 
 
 def test_mingru_matches_its_equations():
