@@ -15,7 +15,6 @@ torch/CUDA/numpy/python RNGs and the step, as tensors and plain data only (weigh
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from typing import Any
@@ -27,6 +26,7 @@ from torch import nn
 from agents.config import AgentConfig
 from agents.model import DecisionModel
 from envs.segment_sampler import SegmentBatch, SegmentSampler
+from sequence_models.training_run import warmup_cosine
 
 NO_DECAY_NAMES = ("nu_log", "theta_log", "gamma_log", "initial_state", "feedback")
 
@@ -55,12 +55,7 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
 
 def lr_factor(step: int, config: AgentConfig) -> float:
     """Linear warm-up over warmup_steps, then constant or cosine down to min_lr_ratio."""
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    if not config.cosine:
-        return 1.0
-    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
-    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return warmup_cosine(step, config.warmup_steps, config.steps, config.min_lr_ratio, config.cosine)
 
 
 def masked_action_loss(predicted: torch.Tensor, batch: SegmentBatch) -> torch.Tensor:

@@ -18,7 +18,6 @@ import sys
 from dataclasses import dataclass
 
 import minari
-import numpy as np
 import tyro
 
 from envs.reference_scores import (

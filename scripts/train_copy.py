@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -29,7 +28,14 @@ from tqdm import tqdm
 from sequence_models.backbone import BackboneChoice, MinGRUConfig
 from sequence_models.tasks.language_model import LanguageModel
 from sequence_models.tasks.selective_copy import SelectiveCopy, copy_loss
-from sequence_models.training_run import MetricsLog, load_checkpoint, pick_device, prepare_run_dir, save_checkpoint
+from sequence_models.training_run import (
+    MetricsLog,
+    load_checkpoint,
+    pick_device,
+    prepare_run_dir,
+    save_checkpoint,
+    warmup_cosine,
+)
 
 
 @dataclass(frozen=True)
@@ -100,10 +106,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
 
 
 def lr_factor(step: int, args: Args) -> float:
-    if step < args.warmup_steps:
-        return (step + 1) / args.warmup_steps
-    progress = (step - args.warmup_steps) / max(1, args.steps - args.warmup_steps)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return warmup_cosine(step, args.warmup_steps, args.steps, min_ratio=0.1)
 
 
 @torch.no_grad()

@@ -39,7 +39,14 @@ from tqdm import tqdm
 from sequence_models.backbone import BackboneChoice, MinGRUConfig, TransformerConfig, backbone_config
 from sequence_models.tasks.language_model import LanguageModel, detach_state
 from sequence_models.tasks.text import StreamBatches, WindowSampler, load_corpus, windows
-from sequence_models.training_run import MetricsLog, load_checkpoint, pick_device, prepare_run_dir, save_checkpoint
+from sequence_models.training_run import (
+    MetricsLog,
+    load_checkpoint,
+    pick_device,
+    prepare_run_dir,
+    save_checkpoint,
+    warmup_cosine,
+)
 
 Preset = Literal["cpu-small", "shakespeare-char", "ptb-small", "dsf-ptb", "dsf-wikitext103"]
 
@@ -159,14 +166,9 @@ def parse_args(argv: list[str] | None = None) -> Args:
 
 
 def lr_factor(step: int, args: Args, total_steps: int, steps_per_epoch: int) -> float:
-    if step < args.warmup_steps:
-        return (step + 1) / args.warmup_steps
-    if args.schedule == "step":
+    if args.schedule == "step" and step >= args.warmup_steps:
         return args.lr_gamma ** int(step / (args.lr_step_epochs * steps_per_epoch))
-    if args.schedule == "cosine":
-        progress = min(1.0, (step - args.warmup_steps) / max(1, total_steps - args.warmup_steps))
-        return args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    return 1.0
+    return warmup_cosine(step, args.warmup_steps, total_steps, args.min_lr_ratio, cosine=args.schedule == "cosine")
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ Checkpoints hold only tensors, dicts, lists and plain numbers/strings, and load 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,16 @@ def pick_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu or auto")
     return device
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float, cosine: bool = True) -> float:
+    """Learning-rate factor: linear warm-up over warmup_steps, then constant or a cosine down to min_ratio."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if not cosine:
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def prepare_run_dir(runs_dir: str | Path, name: str, config: dict[str, Any]) -> Path:
