@@ -13,7 +13,6 @@ results.json} and prints a markdown results table.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -22,7 +21,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import tyro
 from tqdm import tqdm
 
 from sequence_models.backbone import BackboneChoice, MinGRUConfig
@@ -33,6 +31,7 @@ from sequence_models.training_run import (
     load_checkpoint,
     pick_device,
     prepare_run_dir,
+    preset_cli,
     save_checkpoint,
     warmup_cosine,
 )
@@ -98,11 +97,7 @@ PRESETS: dict[str, Args] = {
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", choices=sorted(PRESETS), default="cpu-small")
-    known, rest = pre.parse_known_args(argv)
-    return tyro.cli(Args, default=dataclasses.replace(PRESETS[known.preset], preset=known.preset), args=rest,
-                    description=__doc__)
+    return preset_cli(Args, PRESETS, "cpu-small", argv, description=__doc__)
 
 
 def lr_factor(step: int, args: Args) -> float:

@@ -22,7 +22,6 @@ results.json} and prints a markdown results table.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -33,7 +32,6 @@ from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
-import tyro
 from tqdm import tqdm
 
 from sequence_models.backbone import BackboneChoice, MinGRUConfig, TransformerConfig, backbone_config
@@ -44,6 +42,7 @@ from sequence_models.training_run import (
     load_checkpoint,
     pick_device,
     prepare_run_dir,
+    preset_cli,
     save_checkpoint,
     warmup_cosine,
 )
@@ -158,11 +157,7 @@ PRESETS: dict[str, Callable[[], Args]] = {
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", choices=sorted(PRESETS), default="cpu-small")
-    known, rest = pre.parse_known_args(argv)
-    return tyro.cli(Args, default=dataclasses.replace(PRESETS[known.preset](), preset=known.preset), args=rest,
-                    description=__doc__)
+    return preset_cli(Args, PRESETS, "cpu-small", argv, description=__doc__)
 
 
 def lr_factor(step: int, args: Args, total_steps: int, steps_per_epoch: int) -> float:

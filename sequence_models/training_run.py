@@ -11,6 +11,8 @@ Checkpoints hold only tensors, dicts, lists and plain numbers/strings, and load 
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import math
 import os
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import tyro
 import yaml
 
 
@@ -29,6 +32,16 @@ def pick_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu or auto")
     return device
+
+
+def preset_cli(config_class, presets: dict, default_preset: str, argv: list[str] | None = None, description: str | None = None):
+    """`--preset NAME` sets every default (a config, or a function returning one); tyro then applies the other flags."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", choices=sorted(presets), default=default_preset)
+    known, rest = pre.parse_known_args(argv)
+    preset = presets[known.preset]
+    default = preset() if callable(preset) else preset
+    return tyro.cli(config_class, default=dataclasses.replace(default, preset=known.preset), args=rest, description=description)
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float, cosine: bool = True) -> float:
