@@ -93,6 +93,8 @@ class AgentConfig:
     """steps between evaluations (best.pt follows the score); 0: only at the end"""
     progress: bool = True
     """show a progress bar"""
+    dist_timeout_s: float = 600.0
+    """under torchrun: seconds a rank waits in a collective for the others before it gives up (a hung rank)"""
 
     # evaluation
     eval_targets: tuple[float, ...] = ()
@@ -130,6 +132,8 @@ class AgentConfig:
             problems.append("log_every and checkpoint_every must be >= 1")
         if self.eval_kv_steps < -1:
             problems.append(f"eval_kv_steps must be -1 (context_len), 0 (all) or positive, got {self.eval_kv_steps}")
+        if not self.dist_timeout_s > 0:
+            problems.append(f"dist_timeout_s must be > 0, got {self.dist_timeout_s}")
         if self.eval_episodes < 1:
             problems.append(f"eval_episodes must be >= 1, got {self.eval_episodes}")
         if problems:

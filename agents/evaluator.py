@@ -21,6 +21,10 @@ Modes.
 Both give the same actions for the first K steps (the same tokens, one causal computation; with
 kv_steps >= K no cache entry is dropped before step K).
 
+Data parallel (torchrun): pass a distributed Context and the targets x episodes envs are split
+into contiguous shares, one per rank; each env keeps its seed (seed + e) and target, so the gathered
+report holds the same episodes as one process running them all (every rank gets the whole report).
+
 Return-to-go: R̂_0 = target, R̂_{t+1} = R̂_t − r_t, times return_scale before embedding (as DT).
 """
 
@@ -41,6 +45,7 @@ from agents.model import DecisionModel
 from envs.eval_env import make_eval_vector_env
 from envs.reference_scores import ReferenceScore
 from sequence_models.attention import KVCache
+from sequence_models.distributed import Context, all_gather_object, shard
 
 
 @dataclass
@@ -158,14 +163,19 @@ def evaluate(
     no_reference_reason: str = "",
     record_actions: bool = False,
     kv_steps: int = -1,
+    ctx: Context | None = None,
 ) -> EvalReport:
     """Run len(targets) x episodes episodes in one vector env and report per-target returns and scores.
 
-    kv_steps (recurrent mode, transformer): steps kept in the KV cache; -1: context_len; 0: all."""
+    kv_steps (recurrent mode, transformer): steps kept in the KV cache; -1: context_len; 0: all.
+    ctx: when distributed, this rank runs its share of the episodes and the report gathers them all."""
     if mode not in ("window", "recurrent"):
         raise ValueError(f"mode must be 'window' or 'recurrent', got {mode!r}")
     if not targets or episodes < 1 or context_len < 1:
         raise ValueError("need at least one target, one episode and context_len >= 1")
+    ctx = ctx or Context()
+    if record_actions and ctx.enabled:
+        raise ValueError("record_actions needs a single process (the episodes are split across ranks)")
     spec = env if isinstance(env, EnvSpec) else gym.spec(env) if env in gym.registry else None
     if spec is None:
         from envs.eval_env import eval_env_spec
@@ -173,7 +183,46 @@ def evaluate(
         spec = eval_env_spec(env)
     spec = with_time_limit(spec, max_steps)
     horizon = spec.max_episode_steps or model.max_ep_len
-    n_targets, batch = len(targets), len(targets) * episodes
+    all_targets = np.repeat(np.asarray(targets, dtype=np.float64), episodes)  # env j·E + e: target j ...
+    all_seeds = [seed + e for _ in targets for e in range(episodes)]  # ... reset with seed + e
+    mine = shard(len(all_seeds), ctx)
+    returns, lengths, steps_taken, recorded, seconds = (
+        _run_episodes(model, spec, all_targets[mine.start:mine.stop], all_seeds[mine.start:mine.stop], horizon, mode,
+                      context_len, return_scale, vectorization, record_actions, kv_steps)
+        if len(mine) else (np.zeros(0), np.zeros(0, dtype=np.int64), 0, [], 0.0))
+    env_steps_total = steps_taken * len(mine)
+    if ctx.enabled:  # every rank's share, in env order (shards are contiguous and in rank order)
+        shares = all_gather_object(ctx, (returns, lengths, env_steps_total, seconds))
+        returns = np.concatenate([s[0] for s in shares])
+        lengths = np.concatenate([s[1] for s in shares])
+        env_steps_total = sum(s[2] for s in shares)
+        seconds = max(s[3] for s in shares)
+
+    normalized, note, ref_name = None, "", None
+    if reference is not None:
+        normalized, ref_name = reference.normalize(returns), reference.name
+    else:
+        note = no_reference_reason or "no reference score for this env"
+    results = []
+    for j, target in enumerate(targets):
+        rows = slice(j * episodes, (j + 1) * episodes)
+        results.append(TargetResult(
+            float(target), returns[rows].tolist(), lengths[rows].tolist(),
+            normalized[rows].tolist() if normalized is not None else None,
+        ))
+    return EvalReport(
+        mode=mode, episodes=episodes, targets=results, env_steps=int(lengths.sum()),
+        env_steps_total=env_steps_total, seconds=seconds, reference=ref_name, note=note,
+        actions=np.stack(recorded) if record_actions else None,
+    )
+
+
+def _run_episodes(model: DecisionModel, spec: EnvSpec, target_column: np.ndarray, seeds: list[int], horizon: int,
+                  mode: str, context_len: int, return_scale: float, vectorization: str, record_actions: bool,
+                  kv_steps: int) -> tuple[np.ndarray, np.ndarray, int, list[np.ndarray], float]:
+    """One vector env, env i conditioned on target_column[i] and reset with seeds[i]:
+    (returns, lengths, steps taken, recorded actions, seconds after the env was made)."""
+    batch = len(seeds)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -181,8 +230,7 @@ def evaluate(
     envs = make_eval_vector_env(spec, batch, vectorization_mode=choose_vectorization(batch, vectorization))
     try:
         t0 = time.perf_counter()
-        obs, _ = envs.reset(seed=[seed + e for _ in range(n_targets) for e in range(episodes)])
-        target_column = np.repeat(np.asarray(targets, dtype=np.float64), episodes)
+        obs, _ = envs.reset(seed=list(seeds))
         rtg = target_column.copy()  # unscaled R̂ per env
         returns = np.zeros(batch)
         lengths = np.zeros(batch, dtype=np.int64)
@@ -231,22 +279,5 @@ def evaluate(
     finally:
         envs.close()
         model.train(was_training)
-
-    normalized, note, ref_name = None, "", None
-    if reference is not None:
-        normalized, ref_name = reference.normalize(returns), reference.name
-    else:
-        note = no_reference_reason or "no reference score for this env"
-    results = []
-    for j, target in enumerate(targets):
-        rows = slice(j * episodes, (j + 1) * episodes)
-        results.append(TargetResult(
-            float(target), returns[rows].tolist(), lengths[rows].tolist(),
-            normalized[rows].tolist() if normalized is not None else None,
-        ))
-    return EvalReport(
-        mode=mode, episodes=episodes, targets=results, env_steps=int(lengths.sum()),
-        env_steps_total=steps_taken * batch, seconds=seconds, reference=ref_name, note=note,
-        actions=np.stack(recorded) if record_actions else None,
-    )
+    return returns, lengths, steps_taken, recorded, seconds
 

@@ -5,6 +5,12 @@
     runs/<name>/metrics.jsonl    the same scalars, one JSON object per log or evaluation
     runs/<name>/checkpoints/     last.pt (atomic, every checkpoint_every steps), best.pt (best score at the first target)
     runs/<name>/results.json     final and best normalized score per target, per-target returns, wall time
+
+Under torchrun (see sequence_models/distributed.py) the same function runs on every rank: DDP,
+--batch-size per rank (global batch = batch_size x world size, each rank its slice of one seeded
+stream), evaluation episodes split across ranks and gathered; rank 0 alone writes the run folder,
+logs and checkpoints, and results.json records the world size and how far the ranks' parameters
+drifted apart (0.0: in sync).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from agents.trainer import Trainer, seed_everything
 from envs.builtin_datasets import BUILTIN_DATASETS, ensure_builtin_dataset
 from envs.segment_sampler import SegmentSampler
 from envs.trajectory_store import TrajectoryStore
+from sequence_models import distributed
+from sequence_models.distributed import Context, RankStopped
 from sequence_models.training_run import CheckpointError, MetricsLog, pick_device, prepare_run_dir, save_checkpoint
 
 
@@ -80,14 +88,14 @@ def env_spec_of(info: dict[str, Any], dataset: str) -> EnvSpec | str:
 
 
 def run_evaluation(model, config: AgentConfig, info: dict[str, Any], targets, mode: str | None = None,
-                   episodes: int | None = None, seed: int | None = None) -> EvalReport:
+                   episodes: int | None = None, seed: int | None = None, ctx: Context | None = None) -> EvalReport:
     reference, reason = reference_of(info)
     return evaluate(
         model, env_spec_of(info, config.dataset), list(targets), episodes or config.eval_episodes,
         mode=mode or config.eval_mode, context_len=config.context_len, return_scale=config.return_scale,
         seed=config.seed + 10_000 if seed is None else seed, max_steps=config.eval_max_steps,
         vectorization=config.eval_vectorization, reference=reference, no_reference_reason=reason,
-        kv_steps=config.eval_kv_steps,
+        kv_steps=config.eval_kv_steps, ctx=ctx,
     )
 
 
@@ -100,19 +108,40 @@ def eval_scalars(report: EvalReport) -> dict[str, float]:
     return values
 
 
+class _NoMetrics:
+    def log(self, step: int, values: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def train_agent(config: AgentConfig, quiet: bool = False) -> dict[str, Any]:
-    """Train and evaluate; returns what results.json holds. Raises TrainingDiverged on NaN loss."""
-    say = (lambda *a: None) if quiet else print
+    """Train and evaluate; returns what results.json holds. Raises TrainingDiverged on NaN loss, and
+    under torchrun RankStopped when another rank fails."""
+    ctx = distributed.setup(pick_device(config.device), config.dist_timeout_s)
+    try:
+        return _train_agent(config, ctx, quiet)
+    finally:
+        distributed.cleanup(ctx)
+
+
+def _train_agent(config: AgentConfig, ctx: Context, quiet: bool) -> dict[str, Any]:
+    say = (lambda *a: None) if quiet or not ctx.is_main else print
     t_start = time.time()
-    device = pick_device(config.device)
+    device = ctx.device
     if device.type == "cpu" and config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
     seed_everything(config.seed)
 
+    if not ctx.is_main:  # rank 0 makes a built-in dataset first; the others then read it
+        distributed.barrier(ctx)
     store = load_store(config)
+    if ctx.is_main:
+        distributed.barrier(ctx)
     info = dataset_info(store)
     targets = tuple(config.eval_targets) or default_targets(info)
-    name = config.name if config.resume else fresh_run_dir(config)
+    name = config.name if config.resume else distributed.broadcast_object(ctx, fresh_run_dir(config) if ctx.is_main else None)
     run_dir = Path(config.runs_dir) / name
     last, best = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
 
@@ -125,13 +154,16 @@ def train_agent(config: AgentConfig, quiet: bool = False) -> dict[str, Any]:
         check_same_model(resume_payload["config"], config, last)
     plain = to_plain(config)
     plain["run_name"] = name
-    prepare_run_dir(config.runs_dir, name, {"command": " ".join(sys.argv), "config": plain})
+    if ctx.is_main:
+        prepare_run_dir(config.runs_dir, name, {"command": " ".join(sys.argv), "config": plain})
 
     max_ep_len = config.max_ep_len or store.max_episode_steps
     sampler = SegmentSampler(store, config.context_len, config.batch_size, config.return_scale, max_ep_len,
-                             device=device, seed=config.seed)
-    model = build_model(config, info, store).to(device)
-    trainer = Trainer(model, sampler, config, device)
+                             device=device, seed=config.seed, rank=ctx.rank, world_size=ctx.world_size)
+    model = build_model(config, info, store).to(device)  # the same on every rank (and DDP broadcasts rank 0's)
+    if ctx.rank > 0:
+        seed_everything(config.seed + ctx.rank)  # dropout differs across ranks; rank 0 keeps the single-process stream
+    trainer = Trainer(model, sampler, config, device, ctx)
     best_score, best_step, best_summary = -math.inf, None, None
     if resume_payload is not None:
         trainer.load_state_dict(resume_payload["trainer"])
@@ -141,8 +173,11 @@ def train_agent(config: AgentConfig, quiet: bool = False) -> dict[str, Any]:
 
     n_params = sum(p.numel() for p in model.parameters())
     say(store.summary())
+    batch = (f"batch {config.batch_size} per rank x {ctx.world_size} ranks = {config.batch_size * ctx.world_size}"
+             if ctx.enabled else f"batch {config.batch_size}")
     say(f"{name}: {describe_backbone(config.backbone)}, {n_params:,} parameters, K={config.context_len}, "
-        f"{config.steps} steps x batch {config.batch_size} on {device}; targets {', '.join(f'{t:g}' for t in targets)}")
+        f"{config.steps} steps x {batch} on {device}{' (rank 0)' if ctx.enabled else ''}; "
+        f"targets {', '.join(f'{t:g}' for t in targets)}")
 
     def payload() -> dict[str, Any]:
         return {"format_version": FORMAT_VERSION, "trainer": trainer.state_dict(), "model": model.state_dict(),
@@ -150,10 +185,16 @@ def train_agent(config: AgentConfig, quiet: bool = False) -> dict[str, Any]:
                 "best_step": best_step, "best_summary": best_summary}
 
     last_good = f"{last} (step {resume_payload['trainer']['step']})" if resume_payload else "none written yet"
-    metrics = MetricsLog(run_dir)
-    progress = tqdm(total=config.steps, initial=trainer.step, desc=name, disable=quiet or not config.progress,
-                    mininterval=2, dynamic_ncols=True)
+    metrics = MetricsLog(run_dir) if ctx.is_main else _NoMetrics()
+    progress = tqdm(total=config.steps, initial=trainer.step, desc=name,
+                    disable=quiet or not config.progress or not ctx.is_main, mininterval=2, dynamic_ncols=True)
     train_seconds, final_report = 0.0, None
+
+    def save(path: Path) -> None:
+        state = payload()  # on every rank: it gathers every rank's RNG state
+        if ctx.is_main:
+            save_checkpoint(path, state)
+
     try:
         t_train = time.perf_counter()
         while trainer.step < config.steps:
@@ -175,26 +216,33 @@ def train_agent(config: AgentConfig, quiet: bool = False) -> dict[str, Any]:
                 progress.set_postfix(loss=f"{values['train/loss']:.4f}", refresh=False)
             if evaluating:
                 train_seconds += time.perf_counter() - t_train
-                report = run_evaluation(model, config, info, targets)
+                report = run_evaluation(model, config, info, targets, ctx=ctx)
                 final_report = report if finishing else None
                 metrics.log(step, eval_scalars(report))
                 if report.score(0) > best_score:
                     best_score, best_step, best_summary = report.score(0), step, report.summary()
-                    save_checkpoint(best, payload())
+                    save(best)
                 if not finishing:
                     progress.write(f"step {step}: " + "; ".join(report.lines()[:-1]))
                 t_train = time.perf_counter()
                 trainer.restart_clock()
             if checkpointing:
-                save_checkpoint(last, payload())
+                save(last)
                 last_good = f"{last} (step {step})"
         train_seconds += time.perf_counter() - t_train
+        if final_report is None:  # resumed a run that had already finished
+            final_report = run_evaluation(model, config, info, targets, ctx=ctx)
+        divergence = distributed.max_parameter_divergence(ctx, model)
+    except TrainingDiverged:
+        raise
+    except Exception as e:
+        if not ctx.enabled:
+            raise
+        raise RankStopped(distributed.stopped_message(ctx, e, f"at step {trainer.step}", last_good)) from e
     finally:
         progress.close()
         metrics.close()
 
-    if final_report is None:  # resumed a run that had already finished
-        final_report = run_evaluation(model, config, info, targets)
     results = {
         "run": name,
         "run_dir": str(run_dir),
@@ -215,7 +263,12 @@ def train_agent(config: AgentConfig, quiet: bool = False) -> dict[str, Any]:
         "train_seconds": train_seconds,
         "wall_time_s": time.time() - t_start,
     }
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    if ctx.enabled:
+        results["distributed"] = {"world_size": ctx.world_size, "batch_size_per_rank": config.batch_size,
+                                  "global_batch_size": config.batch_size * ctx.world_size,
+                                  "max_parameter_divergence": divergence}
+    if ctx.is_main:
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2))
 
     unit = "normalized" if final_report.reference else "return"
     say("\n" + "\n".join(final_report.lines()))

@@ -13,6 +13,12 @@ Everything lives on `device` (states already normalised, returns-to-go already s
 is a few vectorised tensor ops drawn from a seeded torch.Generator on that device: no host work, no
 Python loop per sample. state_dict()/load_state_dict() save and restore the generator, so a resumed
 run draws exactly the batches the uninterrupted run would have drawn.
+
+Data-parallel training (rank, world_size): every rank draws the same GLOBAL batch of
+batch_size x world_size segments from the shared seed and keeps rows [rank·B, (rank+1)·B), so N
+ranks at batch B see exactly what one process at batch N·B sees (only the drawing, a few scalars per
+segment, is repeated; each rank gathers only its own rows). `global_valid` counts the valid steps of
+the whole global batch, so a loss normalised by it averages over ranks to the global mean.
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ class SegmentBatch:
     mask: torch.Tensor  # (B, K) bool, True on valid steps (a prefix of each row: right padding)
     episode_indices: torch.Tensor  # (B,) int64, which episode each row comes from
     starts: torch.Tensor  # (B,) int64, the first step of each segment within its episode
+    global_valid: torch.Tensor | None = None  # () int64, valid steps in the global batch (all ranks); None: mask.sum()
 
     def to(self, device) -> "SegmentBatch":
-        return SegmentBatch(**{k: v.to(device, non_blocking=True) for k, v in self.__dict__.items()})
+        return SegmentBatch(**{k: v if v is None else v.to(device, non_blocking=True) for k, v in self.__dict__.items()})
 
 
 class SegmentSampler:
@@ -50,9 +57,14 @@ class SegmentSampler:
         normalize_states: bool = True,
         device: str | torch.device = "cpu",
         seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         if context_len < 1 or batch_size < 1:
             raise ValueError(f"context_len and batch_size must be >= 1, got {context_len} and {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size), got rank {rank} of {world_size}")
+        self.rank, self.world_size = rank, world_size
         self.context_len, self.batch_size, self.return_scale = context_len, batch_size, return_scale
         self.max_ep_len = max_ep_len if max_ep_len is not None else store.max_episode_steps
         self.normalize_states = normalize_states
@@ -80,11 +92,17 @@ class SegmentSampler:
         self.generator.manual_seed(seed)
 
     def sample(self, batch_size: int | None = None) -> SegmentBatch:
+        """This rank's `batch_size` rows of the global batch (batch_size x world_size rows, one shared stream)."""
         b = batch_size or self.batch_size
-        episodes = torch.multinomial(self._episode_probs, b, replacement=True, generator=self.generator)
+        n = b * self.world_size
+        episodes = torch.multinomial(self._episode_probs, n, replacement=True, generator=self.generator)
         lengths = self._episode_lengths[episodes]
-        u = torch.rand(b, generator=self.generator, device=self.device, dtype=torch.float64)
+        u = torch.rand(n, generator=self.generator, device=self.device, dtype=torch.float64)
         starts = torch.minimum((u * lengths).long(), lengths - 1)  # uniform over 0 .. length-1
+        global_valid = (lengths - starts).clamp_max(self.context_len).sum()
+        if self.world_size > 1:
+            mine = slice(self.rank * b, (self.rank + 1) * b)
+            episodes, lengths, starts = episodes[mine], lengths[mine], starts[mine]
         mask = self._offsets[None, :] < (lengths - starts)[:, None]  # (B, K): a prefix of valid steps
         rows = torch.where(mask, (self._episode_starts[episodes] + starts)[:, None] + self._offsets, self._pad_index)
         return SegmentBatch(
@@ -95,6 +113,7 @@ class SegmentSampler:
             mask=mask,
             episode_indices=episodes,
             starts=starts,
+            global_valid=global_valid,
         )
 
     def __iter__(self):

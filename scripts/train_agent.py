@@ -8,6 +8,7 @@
     python scripts/train_agent.py --preset hopper-medium --download backbone:lru
     python scripts/train_agent.py --run-name NAME --resume          # continue runs/NAME exactly where it stopped
     python scripts/train_agent.py --config runs/NAME/config.yaml    # re-run a run (flags after it override)
+    torchrun --nproc-per-node 2 scripts/train_agent.py --batch-size 32   # data parallel: 2 ranks x 32 = global batch 64
 
 Presets: quick (default) and {hopper,halfcheetah,walker2d}-{simple,medium,expert}; see agents/config.py.
 Writes runs/<name>/{config.yaml, events.* (tensorboard), metrics.jsonl, checkpoints/{last,best}.pt,
@@ -20,6 +21,7 @@ import sys
 
 from agents.config import parse_args
 from agents.run import TrainingDiverged, train_agent
+from sequence_models.distributed import RankStopped
 from sequence_models.training_run import CheckpointError
 
 
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = parse_args(argv, description=__doc__)
     try:
         return train_agent(config)
-    except (TrainingDiverged, CheckpointError, FileNotFoundError, ValueError) as e:
+    except (TrainingDiverged, CheckpointError, FileNotFoundError, ValueError, RankStopped) as e:
         sys.exit(f"error: {e}")
 
 
