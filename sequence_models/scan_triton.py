@@ -1,0 +1,379 @@
+"""A Triton kernel for the linear scan h_t = a_t * h_{t-1} + b_t along dim 1 (time), with its own autograd.
+
+The GPU path of `sequence_models.scan.linear_scan`; the same recurrence, the same conventions:
+
+- `triton_available(device)`: True when triton imports and `device` is a CUDA device; never raises.
+- `triton_linear_scan(a, b, initial_state=None, reverse=False)`: differentiable scan.
+- `triton_linear_scan_no_grad(...)`: the raw kernel, no autograd (e.g. DSF's reverse scan of gradients).
+
+Kernel design: one program per (batch row, block of BLOCK features). It walks the T steps one after
+the other, keeping the running state in registers; each step loads a and b for BLOCK neighbouring
+features (coalesced) and stores h. The scan is memory-bound (two loads and one store per element, a
+multiply-add of work), so this reads and writes every element once, the least any scan can do.
+The state is kept in the input's precision (float32 for float32 / complex64, float64 for float64 /
+complex128). `REVERSE` walks t from T-1 down to 0, so reversed scans need no flips or copies.
+
+Complex inputs are read through `torch.view_as_real` (re/im interleaved) and the complex multiply
+is done in the kernel. The backward is the same kernel run the other way, with the coefficient of
+the neighbouring step and conjugated:
+    g_t = e_t + conj(a_{t+1}) g_{t+1},  grad_b = g,  grad_a_t = g_t conj(h_{t-1}),  grad_h0 = conj(a_0) g_0
+(h_{-1} = initial_state or 0; mirrored for reverse=True). grad_a is computed in the same pass.
+Only a, h and the initial state are saved for backward.
+
+Tensors must be on a CUDA device, or on the CPU with the Triton interpreter switched on
+(environment variable TRITON_INTERPRET=1, read when a scan is launched), which is how the tests
+run the kernel on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+try:  # Triton is optional: CPU-only installs and non-Linux platforms may not have it.
+    import triton
+    import triton.language as tl
+except Exception:  # noqa: BLE001 - any failure to import means "not available"
+    triton = None
+    tl = None
+
+__all__ = [
+    "triton_available",
+    "triton_linear_scan",
+    "triton_linear_scan_no_grad",
+    "interpreter_enabled",
+]
+
+SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+_MAX_BLOCK = 256
+
+
+def triton_available(device: torch.device | str | None) -> bool:
+    """True only when triton imports and `device` is a CUDA device (where the kernel compiles). Never raises."""
+    try:
+        if triton is None or device is None:
+            return False
+        return torch.device(device).type == "cuda" and torch.cuda.is_available()
+    except Exception:  # noqa: BLE001 - a question, not a command: answer False on anything odd
+        return False
+
+
+def interpreter_enabled() -> bool:
+    """True when the Triton interpreter is switched on (TRITON_INTERPRET=1): kernels then run on CPU tensors."""
+    if triton is None:
+        return False
+    try:
+        return bool(triton.knobs.runtime.interpret)
+    except AttributeError:  # older triton without knobs
+        return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+if triton is not None:
+
+    def _scan_kernel(
+        a_ptr, b_ptr, init_ptr, out_ptr, hs_ptr, hs_init_ptr, grad_a_ptr,
+        T, F, n_feature_blocks,
+        sa_b, sa_t, sa_f, sb_b, sb_t, sb_f, so_b, so_t, so_f,
+        HAS_INIT: tl.constexpr, REVERSE: tl.constexpr, SHIFT_A: tl.constexpr, CONJ_A: tl.constexpr,
+        IS_COMPLEX: tl.constexpr, GRAD_A: tl.constexpr, HAS_HS_INIT: tl.constexpr, BLOCK: tl.constexpr,
+    ):
+        """h_t = c_t * h_prev + b_t over t in time order (or reversed), for one (batch, feature block).
+
+        c_t is a_t, or a at the previous step in the walking direction (SHIFT_A), conjugated if CONJ_A.
+        Strides are in real scalars; complex values are (re, im) pairs, im at +1. out, hs and grad_a
+        share the strides so_*; init and hs_init are contiguous (B, F[, 2]): strides (so_t, so_f).
+        With GRAD_A (the backward), also writes grad_a_t = out_t * conj(hs at the next step in the
+        walking direction), hs_init (or 0) past the end: the gradient w.r.t. the forward's a.
+        """
+        pid = tl.program_id(0)
+        pid_b = (pid // n_feature_blocks).to(tl.int64)
+        pid_f = pid % n_feature_blocks
+        feats = pid_f * BLOCK + tl.arange(0, BLOCK)
+        mask = feats < F
+        feats = feats.to(tl.int64)
+        if REVERSE:
+            first = pid_b * 0 + T - 1  # int64, so that first * stride cannot overflow
+            step_a = -sa_t
+            step_b = -sb_t
+            step_o = -so_t
+        else:
+            first = 0
+            step_a = sa_t
+            step_b = sb_t
+            step_o = so_t
+
+        a_p = a_ptr + pid_b * sa_b + feats * sa_f + first * sa_t
+        b_p = b_ptr + pid_b * sb_b + feats * sb_f + first * sb_t
+        o_p = out_ptr + pid_b * so_b + feats * so_f + first * so_t
+
+        hr = tl.full([BLOCK], 0, dtype=out_ptr.dtype.element_ty)
+        hi = tl.full([BLOCK], 0, dtype=out_ptr.dtype.element_ty)
+        if HAS_INIT:
+            i_p = init_ptr + pid_b * so_t + feats * so_f
+            hr = tl.load(i_p, mask=mask, other=0.0)
+            if IS_COMPLEX:
+                hi = tl.load(i_p + 1, mask=mask, other=0.0)
+        if GRAD_A:
+            hs_p = hs_ptr + pid_b * so_b + feats * so_f + first * so_t + step_o  # the next step's h
+            ga_p = grad_a_ptr + pid_b * so_b + feats * so_f + first * so_t
+            if HAS_HS_INIT:
+                hs_init_p = hs_init_ptr + pid_b * so_t + feats * so_f
+
+        for i in range(0, T):
+            if SHIFT_A:  # the coefficient of the previous step; none before the first
+                coef_mask = mask & (i > 0)
+                ar = tl.load(a_p - step_a, mask=coef_mask, other=0.0)
+                if IS_COMPLEX:
+                    ai = tl.load(a_p - step_a + 1, mask=coef_mask, other=0.0)
+            else:
+                ar = tl.load(a_p, mask=mask, other=0.0)
+                if IS_COMPLEX:
+                    ai = tl.load(a_p + 1, mask=mask, other=0.0)
+            br = tl.load(b_p, mask=mask, other=0.0)
+            if IS_COMPLEX:
+                bi = tl.load(b_p + 1, mask=mask, other=0.0)
+                if CONJ_A:
+                    ai = -ai
+                new_r = ar * hr - ai * hi + br
+                new_i = ar * hi + ai * hr + bi
+                hr = new_r
+                hi = new_i
+                tl.store(o_p, hr, mask=mask)
+                tl.store(o_p + 1, hi, mask=mask)
+            else:
+                hr = ar * hr + br
+                tl.store(o_p, hr, mask=mask)
+
+            if GRAD_A:  # grad_a_t = g_t * conj(h at the next step); hs_init (or 0) past the end
+                inside = i < T - 1
+                pr = tl.load(hs_p, mask=mask & inside, other=0.0)
+                if IS_COMPLEX:
+                    pi = tl.load(hs_p + 1, mask=mask & inside, other=0.0)
+                if HAS_HS_INIT:
+                    outside = i == T - 1
+                    pr += tl.load(hs_init_p, mask=mask & outside, other=0.0)
+                    if IS_COMPLEX:
+                        pi += tl.load(hs_init_p + 1, mask=mask & outside, other=0.0)
+                if IS_COMPLEX:
+                    tl.store(ga_p, hr * pr + hi * pi, mask=mask)
+                    tl.store(ga_p + 1, hi * pr - hr * pi, mask=mask)
+                else:
+                    tl.store(ga_p, hr * pr, mask=mask)
+                hs_p += step_o
+                ga_p += step_o
+
+            a_p += step_a
+            b_p += step_b
+            o_p += step_o
+
+    _KERNELS: dict[bool, object] = {}
+
+    def _kernel():
+        """The jitted kernel, built on first use for the current interpreter setting (so
+        TRITON_INTERPRET can be set after this module is imported)."""
+        interpret = interpreter_enabled()
+        if interpret not in _KERNELS:
+            _KERNELS[interpret] = triton.jit(_scan_kernel)
+        return _KERNELS[interpret]
+
+
+def _check_inputs(a: torch.Tensor, b: torch.Tensor, initial_state: torch.Tensor | None) -> None:
+    if triton is None:
+        raise RuntimeError("triton is not installed; use sequence_models.scan.linear_scan instead")
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        raise ValueError("a and b must be tensors")
+    if b.dim() < 2:
+        raise ValueError(f"expected b of shape (batch, time, *features), got shape {tuple(b.shape)}")
+    if b.dtype not in SUPPORTED_DTYPES:
+        raise ValueError(
+            f"triton_linear_scan supports float32, float64, complex64 and complex128, got {b.dtype} "
+            "(cast half precision to float32 first)"
+        )
+    if a.dtype != b.dtype:
+        raise ValueError(f"a and b must have the same dtype, got {a.dtype} and {b.dtype}")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"a must have the shape of b {tuple(b.shape)} (expand a broadcast a first), got {tuple(a.shape)}"
+        )
+    if a.device != b.device:
+        raise ValueError(f"a and b must be on the same device, got {a.device} and {b.device}")
+    if initial_state is not None:
+        expected = (b.shape[0], *b.shape[2:])
+        if tuple(initial_state.shape) != expected:
+            raise ValueError(
+                f"initial_state must have shape (batch, *features) = {expected}, got {tuple(initial_state.shape)}"
+            )
+        if initial_state.dtype != b.dtype:
+            raise ValueError(f"initial_state must have dtype {b.dtype}, got {initial_state.dtype}")
+        if initial_state.device != b.device:
+            raise ValueError(f"initial_state must be on {b.device}, got {initial_state.device}")
+    if b.device.type == "cuda":
+        return
+    if b.device.type == "cpu" and interpreter_enabled():
+        return
+    raise ValueError(
+        f"the Triton scan runs on CUDA tensors, got a tensor on {b.device} "
+        "(on CPU only with the Triton interpreter, TRITON_INTERPRET=1)"
+    )
+
+
+def _as_real_3d(x: torch.Tensor, batch: int, length: int, features: int) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """x (B, T, *features) -> a real tensor to hand the kernel, and its (batch, time, feature) strides
+    in real scalars. Views when possible (expanded stride-0 `a`, a transposed gradient), copies otherwise."""
+    x = x.reshape(batch, length, features)
+    if x.is_complex():
+        x = torch.view_as_real(x.resolve_conj().resolve_neg())
+    return x, (x.stride(0), x.stride(1), x.stride(2))
+
+
+def _flat_state(x: torch.Tensor | None, batch: int, features: int) -> torch.Tensor | None:
+    if x is None:
+        return None
+    x = x.reshape(batch, features)
+    if x.is_complex():
+        x = torch.view_as_real(x.resolve_conj().resolve_neg())
+    return x.contiguous()
+
+
+def _block_size(batch: int, features: int) -> int:
+    block = min(_MAX_BLOCK, max(16, triton.next_power_of_2(features)))
+    # Few rows: smaller feature blocks give more programs to spread over the GPU.
+    while block > 32 and batch * triton.cdiv(features, block) < 256:
+        block //= 2
+    return block
+
+
+def _launch(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    initial_state: torch.Tensor | None,
+    *,
+    reverse: bool,
+    adjoint_of: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+    shift_conj: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run the kernel. Returns (out, grad_a) shaped like b; grad_a only with `adjoint_of` = (h, h0)."""
+    batch, length = b.shape[:2]
+    features = 1
+    for size in b.shape[2:]:
+        features *= size
+    is_complex = b.is_complex()
+    out = torch.empty(b.shape, dtype=b.dtype, device=b.device)
+    grad_a = torch.empty_like(out) if adjoint_of is not None else None
+    if out.numel() == 0:
+        return out, grad_a
+
+    a_real, a_strides = _as_real_3d(a, batch, length, features)
+    b_real, b_strides = _as_real_3d(b, batch, length, features)
+    init = _flat_state(initial_state, batch, features)
+    out_real = torch.view_as_real(out) if is_complex else out
+    hs_real = hs_init = grad_a_real = None
+    if adjoint_of is not None:
+        hs, hs_initial = adjoint_of
+        hs_real = _as_real_3d(hs.contiguous(), batch, length, features)[0]
+        hs_init = _flat_state(hs_initial, batch, features)
+        grad_a_real = torch.view_as_real(grad_a) if is_complex else grad_a
+    # Unused pointer arguments still need a tensor; the constexpr flags keep the kernel off them.
+    dummy = out_real
+
+    block = _block_size(batch, features)
+    n_feature_blocks = triton.cdiv(features, block)
+    grid = (batch * n_feature_blocks,)
+    kernel = _kernel()
+    launch = dict(
+        HAS_INIT=init is not None,
+        REVERSE=bool(reverse),
+        SHIFT_A=shift_conj,
+        CONJ_A=shift_conj and is_complex,
+        IS_COMPLEX=is_complex,
+        GRAD_A=adjoint_of is not None,
+        HAS_HS_INIT=hs_init is not None,
+        BLOCK=block,
+    )
+    if not interpreter_enabled():
+        launch["num_warps"] = max(1, min(8, block // 32))
+    args = (
+        a_real, b_real,
+        init if init is not None else dummy,
+        out_real,
+        hs_real if hs_real is not None else dummy,
+        hs_init if hs_init is not None else dummy,
+        grad_a_real if grad_a_real is not None else dummy,
+        length, features, n_feature_blocks,
+        *a_strides, *b_strides, *out_real.view(batch, length, -1).stride()[:2], 2 if is_complex else 1,
+    )
+    if b.device.type == "cuda":
+        with torch.cuda.device(b.device):
+            kernel[grid](*args, **launch)
+    else:
+        kernel[grid](*args, **launch)
+    return out, grad_a
+
+
+def triton_linear_scan_no_grad(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    initial_state: torch.Tensor | None = None,
+    reverse: bool = False,
+) -> torch.Tensor:
+    """The raw kernel, outside autograd: h_t = a_t * h_{t-1} + b_t (reverse: h_t = a_t * h_{t+1} + b_t,
+    `initial_state` then being h_T).
+
+    a, b: (B, T, *features), same shape and dtype (float32, float64, complex64 or complex128); `a`
+    may be a stride-0 expanded view. initial_state: (B, *features) or None (zeros). Returns a new
+    contiguous tensor shaped like b. Nothing is recorded for autograd.
+    """
+    _check_inputs(a, b, initial_state)
+    with torch.no_grad():
+        return _launch(a.detach(), b.detach(), None if initial_state is None else initial_state.detach(), reverse=reverse)[0]
+
+
+class _TritonLinearScan(torch.autograd.Function):
+    """Forward: one kernel launch. Backward: one launch of the same kernel the other way, which
+    computes dL/db and dL/da together. Saves only a, h and the initial state."""
+
+    @staticmethod
+    def forward(ctx, a, b, initial_state, reverse):
+        h, _ = _launch(a, b, initial_state, reverse=reverse)
+        ctx.reverse = reverse
+        ctx.save_for_backward(a, h, initial_state)
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h):
+        a, h, initial_state = ctx.saved_tensors
+        need_a, need_b, need_initial = ctx.needs_input_grad[:3]
+        grad_total, grad_a = _launch(
+            a,
+            grad_h,
+            None,
+            reverse=not ctx.reverse,
+            adjoint_of=(h, initial_state) if need_a else None,
+            shift_conj=True,
+        )
+        grad_initial = None
+        if need_initial:
+            edge = -1 if ctx.reverse else 0
+            grad_initial = a[:, edge].conj() * grad_total[:, edge]
+        return grad_a, grad_total if need_b else None, grad_initial, None
+
+
+def triton_linear_scan(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    initial_state: torch.Tensor | None = None,
+    reverse: bool = False,
+) -> torch.Tensor:
+    """h_t = a_t * h_{t-1} + b_t along dim 1 by the Triton kernel, differentiable in a, b and initial_state.
+
+    a, b: (B, T, *features), same shape and dtype: float32, float64, complex64 or complex128
+    (broadcast `a` must be expanded by the caller; a stride-0 `expand` view is read in place and
+    autograd sums its gradient back). initial_state: (B, *features) of the same dtype, or None
+    (zeros). `reverse=True` runs from the last step to the first: h_t = a_t * h_{t+1} + b_t, the
+    initial state entering at t = T-1. Tensors on a CUDA device (or on the CPU under the Triton
+    interpreter). Raises ValueError for unsupported dtypes, shapes or devices.
+    """
+    _check_inputs(a, b, initial_state)
+    return _TritonLinearScan.apply(a, b, initial_state, bool(reverse))
