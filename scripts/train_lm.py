@@ -18,6 +18,11 @@ and bits per character for character-level corpora.
 
 Writes runs/<name>/{config.yaml, metrics.jsonl, events.* (tensorboard), checkpoints/last.pt,
 results.json} and prints a markdown results table.
+
+Data parallel: `torchrun --nproc-per-node N scripts/train_lm.py ...` (DDP; --batch-size is per rank,
+the global batch is N x batch_size: rank r reads rows [r·B, (r+1)·B) of the N·B streams or windows one
+process at batch N·B would read). Evaluation splits the streams / windows across ranks and sums
+them (the same loss as one process); rank 0 writes the run folder, logs and checkpoints.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import json
 import math
 import sys
 import time
+from contextlib import contextmanager
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -34,7 +41,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from sequence_models import distributed
 from sequence_models.backbone import BackboneChoice, MinGRUConfig, TransformerConfig, backbone_config
+from sequence_models.distributed import Context, RankStopped
 from sequence_models.tasks.language_model import LanguageModel, detach_state
 from sequence_models.tasks.text import StreamBatches, WindowSampler, load_corpus, windows
 from sequence_models.training_run import (
@@ -64,6 +73,8 @@ class Args:
     """bfloat16 autocast (CUDA only)"""
     resume: bool = False
     """continue from runs/<name>/checkpoints/last.pt if it exists"""
+    dist_timeout_s: float = 600.0
+    """under torchrun: seconds a rank waits in a collective for the others before it gives up (a hung rank)"""
 
     # data
     corpus: Literal["tinyshakespeare", "ptb", "wikitext2", "wikitext103"] = "tinyshakespeare"
@@ -78,7 +89,9 @@ class Args:
     """stream batching: carry the recurrent state across consecutive batches"""
     seq_len: int = 64
     batch_size: int = 32
+    """sequences per step, PER RANK under torchrun (global batch: batch_size x ranks)"""
     eval_batch_size: int = 32
+    """sequences per evaluation batch in all (split across ranks under torchrun)"""
 
     # model
     backbone: BackboneChoice = MinGRUConfig(d_model=128, n_layers=2, dropout=0.1)
@@ -167,46 +180,88 @@ def lr_factor(step: int, args: Args, total_steps: int, steps_per_epoch: int) -> 
 
 
 @torch.no_grad()
-def evaluate(model, ids, args: Args, carry: bool, device, autocast, max_batches: int = 0) -> float:
-    """Mean cross-entropy in nats per token over the split (or its first max_batches batches)."""
+def evaluate(model, ids, args: Args, carry: bool, device, autocast, max_batches: int = 0, ctx: Context | None = None) -> float:
+    """Mean cross-entropy in nats per token over the split (or its first max_batches batches).
+
+    Distributed: each rank takes its share of the streams (rows, which are independent) or of the
+    window batches, and the sums are added over ranks: the same number as one process."""
+    ctx = ctx or Context(device=device)
     model.eval()
-    total = torch.zeros((), device=device, dtype=torch.float64)
-    count = 0
+    total = torch.zeros(2, device=device, dtype=torch.float64)  # loss sum, token count
     if args.batching == "stream":
-        batches = iter(StreamBatches(ids, args.eval_batch_size, args.seq_len, device))
+        rows = distributed.shard(args.eval_batch_size, ctx)
+        batches = iter(StreamBatches(ids, args.eval_batch_size, args.seq_len, device, rows=rows) if len(rows) else ())
+        mine = lambda i: True  # noqa: E731
     else:
         batches = windows(ids, args.eval_batch_size, args.seq_len, device)
+        mine = lambda i: i % ctx.world_size == ctx.rank  # noqa: E731
     state = None
     for i, (x, y) in enumerate(batches):
         if max_batches and i >= max_batches:
             break
+        if not mine(i):
+            continue
         with autocast():
             logits, state = model(x, state if carry else None)
-        total += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum")
-        count += y.numel()
+        total[0] += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum")
+        total[1] += y.numel()
     model.train()
-    return total.item() / count
+    total = distributed.all_reduce_mean(ctx, total) * ctx.world_size
+    return total[0].item() / total[1].item()
+
+
+@contextmanager
+def rank_zero_first(ctx: Context):
+    """Rank 0 runs the block (a download, say) before the other ranks do."""
+    if not ctx.is_main:
+        distributed.barrier(ctx)
+    yield
+    if ctx.is_main:
+        distributed.barrier(ctx)
+
+
+def run_name(args: Args) -> str:
+    return args.run_name or f"lm-{args.corpus}-{args.backbone.name}-{args.backbone.gradient}-s{args.seed}"
 
 
 def main(args: Args) -> dict:
-    device = pick_device(args.device)
+    """Train and evaluate; under torchrun every rank runs this (RankStopped when another rank fails)."""
+    ctx = distributed.setup(pick_device(args.device), args.dist_timeout_s)
+    try:
+        return _main(args, ctx)
+    except Exception as e:
+        if not ctx.enabled or isinstance(e, RankStopped):
+            raise
+        last = Path(args.runs_dir) / run_name(args) / "checkpoints" / "last.pt"
+        raise RankStopped(distributed.stopped_message(ctx, e, "", f"{last} (if it exists)")) from e
+    finally:
+        distributed.cleanup(ctx)
+
+
+def _main(args: Args, ctx: Context) -> dict:
+    device = ctx.device
+    say = print if ctx.is_main else (lambda *a, **k: None)
     torch.manual_seed(args.seed)
     backbone = args.backbone
-    name = args.run_name or f"lm-{args.corpus}-{backbone.name}-{backbone.gradient}-s{args.seed}"
-    config = {**dataclasses.asdict(args), "backbone_name": backbone.name, "command": " ".join(sys.argv)}
-    run_dir = prepare_run_dir(args.runs_dir, name, config)
+    name = run_name(args)
+    config = {**dataclasses.asdict(args), "backbone_name": backbone.name, "command": " ".join(sys.argv),
+              "world_size": ctx.world_size}
+    run_dir = prepare_run_dir(args.runs_dir, name, config) if ctx.is_main else Path(args.runs_dir) / name
 
-    corpus = load_corpus(args.corpus, args.data_dir, args.cache_dir, verify=args.verify_data)
+    with rank_zero_first(ctx):
+        corpus = load_corpus(args.corpus, args.data_dir, args.cache_dir, verify=args.verify_data)
     train_ids = corpus.splits["train"]
+    mine = range(ctx.rank * args.batch_size, (ctx.rank + 1) * args.batch_size)  # this rank's rows of the global batch
     carry = args.batching == "stream" and args.carry_state and backbone.name != "transformer"
     if args.batching == "stream" and args.carry_state and backbone.name == "transformer":
-        print("note: the transformer does not carry its KV cache across batches; each batch starts afresh")
+        say("note: the transformer does not carry its KV cache across batches; each batch starts afresh")
     if args.batching == "stream":
-        train_stream = StreamBatches(train_ids, args.batch_size, args.seq_len, device)
+        train_stream = StreamBatches(train_ids, args.batch_size * ctx.world_size, args.seq_len, device, rows=mine)
         steps_per_epoch = len(train_stream)
     else:
-        sampler = WindowSampler(train_ids, args.batch_size, args.seq_len, device, seed=args.seed)
-        steps_per_epoch = max(1, train_ids.numel() // (args.batch_size * args.seq_len))
+        sampler = WindowSampler(train_ids, args.batch_size, args.seq_len, device, seed=args.seed,
+                                rank=ctx.rank, world_size=ctx.world_size)
+        steps_per_epoch = max(1, train_ids.numel() // (args.batch_size * ctx.world_size * args.seq_len))
     total_steps = args.steps or max(1, round(args.epochs * steps_per_epoch))
     eval_every = args.eval_every or steps_per_epoch
 
@@ -214,7 +269,10 @@ def main(args: Args) -> dict:
         corpus.vocab_size, backbone, tie_weights=args.tie_weights,
         positional_embedding={"auto": None, "on": True, "off": False}[args.positional_embedding],
         max_len=args.seq_len,
-    ).to(device)
+    ).to(device)  # the same on every rank (and DDP broadcasts rank 0's)
+    if ctx.rank > 0:
+        torch.manual_seed(args.seed + ctx.rank)  # dropout differs across ranks
+    net = distributed.wrap_ddp(model, ctx)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, args.beta2), weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, args, total_steps, steps_per_epoch))
     use_amp = args.amp and device.type == "cuda"
@@ -233,11 +291,12 @@ def main(args: Args) -> dict:
 
     n_params = sum(p.numel() for p in model.parameters())
     unit = "char" if corpus.level == "char" else "word"
-    print(f"{name}: {backbone.name} ({backbone.gradient}), {n_params:,} parameters; {args.corpus}: "
-          f"{train_ids.numel():,} training {unit}s, vocabulary {corpus.vocab_size}; "
-          f"{total_steps} steps ({steps_per_epoch} per epoch) on {device}")
-    metrics = MetricsLog(run_dir)
-    log = metrics.log
+    ranks = f", batch {args.batch_size} per rank x {ctx.world_size} ranks" if ctx.enabled else ""
+    say(f"{name}: {backbone.name} ({backbone.gradient}), {n_params:,} parameters; {args.corpus}: "
+        f"{train_ids.numel():,} training {unit}s, vocabulary {corpus.vocab_size}; "
+        f"{total_steps} steps ({steps_per_epoch} per epoch) on {device}{ranks}")
+    metrics = MetricsLog(run_dir) if ctx.is_main else None
+    log = metrics.log if metrics else (lambda step, values: None)
 
     def batches():
         """(x, y, first batch of a pass?) forever, resuming at start_step."""
@@ -257,12 +316,13 @@ def main(args: Args) -> dict:
     running = torch.zeros((), device=device)
     n_running = 0
     state = None
-    progress = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps, desc=name, mininterval=5)
+    progress = tqdm(range(start_step, total_steps), initial=start_step, total=total_steps, desc=name, mininterval=5,
+                    disable=not ctx.is_main)
     for step, (x, y, new_pass) in zip(progress, batches()):
         if new_pass or not carry:
             state = None
         with autocast():
-            logits, state = model(x, state)
+            logits, state = net(x, state)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -275,7 +335,7 @@ def main(args: Args) -> dict:
 
         done = step + 1
         if done % args.log_every == 0 or done == total_steps:
-            train_loss = running.item() / n_running
+            train_loss = distributed.all_reduce_mean(ctx, running).item() / n_running  # the global batch's
             running.zero_()
             n_running = 0
             values = {"train/loss": train_loss, "lr": scheduler.get_last_lr()[0], "epoch": done / steps_per_epoch,
@@ -284,7 +344,7 @@ def main(args: Args) -> dict:
             log(done, values)
         if done % eval_every == 0 or done == total_steps:
             valid_loss = evaluate(model, corpus.splits["valid"], args, carry, device, autocast,
-                                  args.eval_batches if args.batching == "window" else 0)
+                                  args.eval_batches if args.batching == "window" else 0, ctx)
             best_valid = min(best_valid, valid_loss)
             log(done, {"valid/loss": valid_loss, "valid/perplexity": math.exp(valid_loss),
                        **({"valid/bpc": valid_loss / math.log(2)} if unit == "char" else {})})
@@ -293,21 +353,27 @@ def main(args: Args) -> dict:
                        "vocab": corpus.vocab, "config": config}
             if args.batching == "window":
                 payload["sampler"] = sampler.generator.get_state()
-            save_checkpoint(last, payload)
+            if ctx.is_main:
+                save_checkpoint(last, payload)
 
     # Final numbers on whole splits.
     results = {"name": name, "corpus": args.corpus, "backbone": backbone.name, "gradient": backbone.gradient,
                "n_layers": backbone.n_layers, "d_model": backbone.d_model, "parameters": n_params,
-               "steps": total_steps, "epochs": total_steps / steps_per_epoch}
+               "steps": total_steps, "epochs": total_steps / steps_per_epoch, "world_size": ctx.world_size,
+               "global_batch_size": args.batch_size * ctx.world_size}
     for split in ("valid", "test"):
         if split in corpus.splits:
-            loss = evaluate(model, corpus.splits[split], args, carry, device, autocast)
+            loss = evaluate(model, corpus.splits[split], args, carry, device, autocast, ctx=ctx)
             results[f"{split}_loss"] = loss
             results[f"{split}_perplexity"] = math.exp(loss)
             if unit == "char":
                 results[f"{split}_bpc"] = loss / math.log(2)
             log(total_steps, {f"final/{split}_loss": loss})
     results["wall_time_s"] = time.time() - t0
+    if ctx.enabled:
+        results["max_parameter_divergence"] = distributed.max_parameter_divergence(ctx, model)
+    if not ctx.is_main:
+        return results
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     metrics.close()
 
@@ -333,4 +399,7 @@ def main(args: Args) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    try:
+        main(parse_args())
+    except RankStopped as e:
+        sys.exit(f"error: {e}")

@@ -107,7 +107,8 @@ def cleanup(ctx: Context) -> None:
 def stopped_message(ctx: Context, error: BaseException, where: str, last_checkpoint: str) -> str:
     """The error a rank reports when distributed training cannot go on."""
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return (f"rank {ctx.rank} of {ctx.world_size}: distributed training stopped {where} ({type(error).__name__}: {first}). "
+    where = f" {where}" if where else ""
+    return (f"rank {ctx.rank} of {ctx.world_size}: distributed training stopped{where} ({type(error).__name__}: {first}). "
             f"Another rank probably died or stopped responding (timeout per collective: see --dist-timeout-s); "
             f"torchrun stops the others. Last valid checkpoint: {last_checkpoint}; continue with --resume.")
 

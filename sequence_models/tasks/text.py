@@ -343,8 +343,10 @@ class StreamBatches:
     both (B, T) int64 on `device`, targets shifted by one.
     """
 
-    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int, device=None):
-        self.data = batchify(ids, batch_size).to(device)
+    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int, device=None, rows: range | None = None):
+        """rows: keep only these of the batch_size streams (a data-parallel rank's share)."""
+        data = batchify(ids, batch_size)
+        self.data = (data if rows is None else data[rows.start:rows.stop]).to(device)
         self.seq_len = seq_len
 
     def __len__(self) -> int:
@@ -358,19 +360,25 @@ class StreamBatches:
 
 
 class WindowSampler:
-    """Independent random windows of `seq_len` tokens (nanoGPT's get_batch), drawn on `device`."""
+    """Independent random windows of `seq_len` tokens (nanoGPT's get_batch), drawn on `device`.
 
-    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int, device=None, seed: int = 0):
+    Data parallel: each rank draws the global batch (batch_size x world_size windows) from the shared
+    seed and keeps rows [rank·B, (rank+1)·B), so N ranks see exactly one process's N·B windows."""
+
+    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int, device=None, seed: int = 0,
+                 rank: int = 0, world_size: int = 1):
         if ids.numel() <= seq_len + 1:
             raise ValueError(f"{ids.numel()} tokens are too few for windows of {seq_len}")
         self.data = ids.to(device)
         self.batch_size, self.seq_len = batch_size, seq_len
+        self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator(device=self.data.device).manual_seed(seed)
         self.offsets = torch.arange(seq_len + 1, device=self.data.device)
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = torch.randint(0, self.data.numel() - self.seq_len - 1, (self.batch_size, 1),
+        starts = torch.randint(0, self.data.numel() - self.seq_len - 1, (self.batch_size * self.world_size, 1),
                                generator=self.generator, device=self.data.device)
+        starts = starts[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
         chunk = self.data[starts + self.offsets]
         return chunk[:, :-1], chunk[:, 1:]
 
