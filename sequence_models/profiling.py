@@ -121,14 +121,11 @@ def measure_in_turns(
 ) -> dict[str, Measurement]:
     """Forward + backward of each candidate (a callable returning the output), timed in turns."""
     exclude = list(exclude)
-    for forward in candidates.values():  # warm-up
-        _backward(forward)
+    # The untimed warm-up pass counts the saved tensors (one pass fewer per candidate: long T on a CPU is slow).
+    memory = {name: saved_memory(forward, exclude) for name, forward in candidates.items()}
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, forward in candidates.items():
             times[name].append(timed(lambda: _backward(forward), device))
-    results = {}
-    for name, forward in candidates.items():
-        saved, peak = saved_memory(forward, exclude)
-        results[name] = Measurement(statistics.median(times[name]), saved, peak, cuda_peak(forward, device))
-    return results
+    return {name: Measurement(statistics.median(times[name]), *memory[name], cuda_peak(forward, device))
+            for name, forward in candidates.items()}
