@@ -209,7 +209,6 @@ def run_layers(args: Args, device: torch.device) -> list[dict]:
         for (name, mode), result in measure_in_turns(candidates, device, args.repeats, exclude).items():
             rows.append({"layer": name, "gradient": mode, "T": length, "ms": 1e3 * result.seconds,
                          **memory_columns(result)})
-        del layers, candidates, x
     return rows
 
 
