@@ -120,9 +120,11 @@ if triton is not None:
             if HAS_HS_INIT:
                 hs_init_p = hs_init_ptr + pid_b * so_t + feats * so_f
 
+        lane_zero = feats * 0  # step-dependent masks are built as blocks: `mask & scalar` is not portable
         for i in range(0, T):
+            step = lane_zero + i
             if SHIFT_A:  # the coefficient of the previous step; none before the first
-                coef_mask = mask & (i > 0)
+                coef_mask = mask & (step > 0)
                 ar = tl.load(a_p - step_a, mask=coef_mask, other=0.0)
                 if IS_COMPLEX:
                     ai = tl.load(a_p - step_a + 1, mask=coef_mask, other=0.0)
@@ -146,15 +148,15 @@ if triton is not None:
                 tl.store(o_p, hr, mask=mask)
 
             if GRAD_A:  # grad_a_t = g_t * conj(h at the next step); hs_init (or 0) past the end
-                inside = i < T - 1
-                pr = tl.load(hs_p, mask=mask & inside, other=0.0)
+                inside = mask & (step < T - 1)
+                pr = tl.load(hs_p, mask=inside, other=0.0)
                 if IS_COMPLEX:
-                    pi = tl.load(hs_p + 1, mask=mask & inside, other=0.0)
+                    pi = tl.load(hs_p + 1, mask=inside, other=0.0)
                 if HAS_HS_INIT:
-                    outside = i == T - 1
-                    pr += tl.load(hs_init_p, mask=mask & outside, other=0.0)
+                    past_end = mask & (step == T - 1)
+                    pr += tl.load(hs_init_p, mask=past_end, other=0.0)
                     if IS_COMPLEX:
-                        pi += tl.load(hs_init_p + 1, mask=mask & outside, other=0.0)
+                        pi += tl.load(hs_init_p + 1, mask=past_end, other=0.0)
                 if IS_COMPLEX:
                     tl.store(ga_p, hr * pr + hi * pi, mask=mask)
                     tl.store(ga_p + 1, hi * pr - hr * pi, mask=mask)
