@@ -33,6 +33,7 @@ from dataclasses import replace
 
 import gymnasium as gym
 import torch
+from tqdm import tqdm
 
 from agents.checkpoints import build_model, dataset_info
 from agents.config import AgentConfig
@@ -116,7 +117,7 @@ def benchmark_evaluation(backbones=ALL_BACKBONES, episodes: int = 10, max_steps:
     store = store if store is not None else load_store(AgentConfig())
     spec = benchmark_env_spec(max_steps)
     rows = []
-    for name in backbones:
+    for name in tqdm(backbones, desc="agent evaluation"):
         model, _ = dt_model(name, store, context_len, size, device)
         steps, seconds = dt_style_evaluation(model, spec, baseline_episodes, context_len, 9000.0)
         baseline = steps / seconds
@@ -173,7 +174,7 @@ def benchmark_latency(backbones=ALL_BACKBONES, batches: tuple[int, ...] = (1, 10
     store = store if store is not None else load_store(AgentConfig())
     device = torch.device(device)
     rows = []
-    for name in backbones:
+    for name in tqdm(backbones, desc="agent latency"):
         model, _ = dt_model(name, store, context_len, size, device)
         for batch in batches:
             policies = {mode: _Policy(model, mode, batch, context_len, device) for mode in ("window", "recurrent")}
@@ -246,7 +247,7 @@ def benchmark_long_context(backbones=ALL_BACKBONES, context_lens: tuple[int, ...
     store = store if store is not None else load_store(AgentConfig())
     device = torch.device(device)
     rows = []
-    for k in context_lens:
+    for k in tqdm(context_lens, desc="long-context training"):
         batch = max(1, tokens // k)
         trainers = _trainers(backbones, k, batch, device, size, store)
         for name, s in _time_in_turns(trainers, steps, repeats).items():
