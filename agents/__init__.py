@@ -6,4 +6,6 @@
     evaluator    evaluate -> EvalReport: targets x episodes in one vector env, window or recurrent mode
     checkpoints  dataset_info, build_model, load_agent (weights_only), shape checks
     run          train_agent: the whole run (run folder, logs, checkpoints, evaluation, results.json)
+    sweep        plan (checked before anything runs) and launch a grid of runs; finished runs are skipped
+    report       run folders -> datasets x methods table (mean ± std over seeds, last / best), CSV, PNG curves
 """
