@@ -29,7 +29,7 @@ import tyro
 from tqdm import tqdm
 
 from agents.report import make_report
-from agents.sweep import SweepError, default_jobs, launch, plan, run_state
+from agents.sweep import SweepError, config_differences, default_jobs, launch, plan, run_state
 from envs.builtin_datasets import DEFAULT_DATASET_ID
 
 
@@ -88,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     counts = {s: sum(v == s for v in states.values()) for s in ("finished", "resumable", "stale", "new")}
     print(f"{len(runs)} runs in {out}: {counts['finished']} finished (skipped), {counts['resumable']} to resume, "
           f"{counts['new'] + counts['stale']} to start")
-    from agents.sweep import config_differences
-
     for r in runs:
         if states[r.name] == "finished" and (diff := config_differences(r, out)):
             print(f"warning: finished run {r.name} was trained with other settings ({'; '.join(diff[:3])}); "
