@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .feedback import active_feedback, add_gradient_mode, state_feedback
-from .scan import at_least_float32, linear_scan, scan_log_space
+from .scan import at_least_float32, linear_scan, scan_backend_for, scan_log_space
 from .shapes import check_sequence, check_state, check_step
 
 
@@ -113,10 +113,20 @@ class _MinRNN(nn.Module):
         h = self._states(x, h0) if self.gradient == "bptt" else self._states_with_feedback(x, h0)
         return self.to_out(h.to(x.dtype)), h[:, -1]
 
+    fused_cell = ""  # the cell name of cpu_kernels.MinRNNScan
+    normalize = False
+
     def _states(self, x: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
         if self.scan == "log":
             return scan_log_space(*self.log_coefficients(self.project(x)), h0, chunk_size=LOG_SPACE_CHUNK)
-        return linear_scan(*self.coefficients(self.project(x)), h0)
+        projected = self.project(x)
+        if scan_backend_for(x.device) == "cpu":
+            from .cpu_kernels import MinRNNScan
+
+            projected = at_least_float32(projected)
+            h0 = None if h0 is None else h0.to(projected.dtype)
+            return MinRNNScan.apply(projected, h0, self.fused_cell, self.normalize)
+        return linear_scan(*self.coefficients(projected), h0)
 
     def _states_with_feedback(self, x: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
         """dsf / truncated: the exact states by the scan without a graph; the backward is DSF's
@@ -140,6 +150,8 @@ class _MinRNN(nn.Module):
 
 
 class MinGRU(_MinRNN):
+    fused_cell = "mingru"
+
     def __init__(self, dim: int, **options):
         super().__init__(dim, **options)
         self.to_hidden_and_gate = nn.Linear(dim, 2 * self.inner, bias=False)
@@ -160,6 +172,8 @@ class MinGRU(_MinRNN):
 
 
 class MinLSTM(_MinRNN):
+    fused_cell = "minlstm"
+
     def __init__(self, dim: int, normalize: bool = True, **options):
         super().__init__(dim, **options)
         self.normalize = normalize

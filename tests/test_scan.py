@@ -3,7 +3,16 @@
 import pytest
 import torch
 
-from sequence_models.scan import linear_scan, scan_log_space, scan_reference
+from sequence_models.scan import get_scan_backend, linear_scan, scan_log_space, scan_reference, set_scan_backend
+
+
+@pytest.fixture(autouse=True, params=["torch", "auto"])
+def scan_backend(request):
+    """Every test runs on the pure-PyTorch scan and on the automatic choice (the CPU kernels here)."""
+    previous = get_scan_backend()
+    set_scan_backend(request.param)
+    yield request.param
+    set_scan_backend(previous)
 
 LENGTHS = [1, 2, 7, 31, 64, 257]
 
