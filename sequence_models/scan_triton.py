@@ -47,6 +47,7 @@ __all__ = [
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 _MAX_BLOCK = 256
+_MAX_CHUNK = 16
 
 
 def triton_available(device: torch.device | str | None) -> bool:
@@ -71,20 +72,45 @@ def interpreter_enabled() -> bool:
 
 if triton is not None:
 
+    @triton.jit
+    def _combine_real(a_left, b_left, a_right, b_right):
+        """(a, b) pairs compose as x -> a x + b: the left step first, then the right one."""
+        return a_left * a_right, a_right * b_left + b_right
+
+    @triton.jit
+    def _combine_complex(ar_left, ai_left, br_left, bi_left, ar_right, ai_right, br_right, bi_right):
+        return (
+            ar_left * ar_right - ai_left * ai_right,
+            ar_left * ai_right + ai_left * ar_right,
+            ar_right * br_left - ai_right * bi_left + br_right,
+            ar_right * bi_left + ai_right * br_left + bi_right,
+        )
+
+    @triton.jit
+    def _add(x, y):
+        return x + y
+
     def _scan_kernel(
         a_ptr, b_ptr, init_ptr, out_ptr, hs_ptr, hs_init_ptr, grad_a_ptr,
         T, F, n_feature_blocks,
         sa_b, sa_t, sa_f, sb_b, sb_t, sb_f, so_b, so_t, so_f,
         HAS_INIT: tl.constexpr, REVERSE: tl.constexpr, SHIFT_A: tl.constexpr, CONJ_A: tl.constexpr,
-        IS_COMPLEX: tl.constexpr, GRAD_A: tl.constexpr, HAS_HS_INIT: tl.constexpr, BLOCK: tl.constexpr,
+        IS_COMPLEX: tl.constexpr, GRAD_A: tl.constexpr, HAS_HS_INIT: tl.constexpr,
+        BLOCK: tl.constexpr, CHUNK: tl.constexpr,
     ):
         """h_t = c_t * h_prev + b_t over t in time order (or reversed), for one (batch, feature block).
 
-        c_t is a_t, or a at the previous step in the walking direction (SHIFT_A), conjugated if CONJ_A.
-        Strides are in real scalars; complex values are (re, im) pairs, im at +1. out, hs and grad_a
-        share the strides so_*; init and hs_init are contiguous (B, F[, 2]): strides (so_t, so_f).
-        With GRAD_A (the backward), also writes grad_a_t = out_t * conj(hs at the next step in the
-        walking direction), hs_init (or 0) past the end: the gradient w.r.t. the forward's a.
+        Walks the sequence CHUNK steps at a time: loads a (CHUNK, BLOCK) tile of a and of b (all
+        loads of a tile in flight at once), scans the tile along time in registers
+        (tl.associative_scan of the (a, b) pairs), adds the carried-in state times the tile's
+        cumulative coefficient, stores the tile and carries its last row on.
+
+        c_t is a_t, or a at the previous step in the walking direction (SHIFT_A; 0 at the first
+        step), conjugated if CONJ_A. Strides are in real scalars; complex values are (re, im)
+        pairs, im at +1. out, hs and grad_a share the strides so_*; init and hs_init are
+        contiguous (B, F[, 2]): strides (so_t, so_f). With GRAD_A (the backward), also writes
+        grad_a_t = out_t * conj(hs at the next step in the walking direction), hs_init (or 0) past
+        the end: the gradient w.r.t. the forward's a.
         """
         pid = tl.program_id(0)
         pid_b = (pid // n_feature_blocks).to(tl.int64)
@@ -92,20 +118,12 @@ if triton is not None:
         feats = pid_f * BLOCK + tl.arange(0, BLOCK)
         mask = feats < F
         feats = feats.to(tl.int64)
-        if REVERSE:
-            first = pid_b * 0 + T - 1  # int64, so that first * stride cannot overflow
-            step_a = -sa_t
-            step_b = -sb_t
-            step_o = -so_t
-        else:
-            first = 0
-            step_a = sa_t
-            step_b = sb_t
-            step_o = so_t
+        rows = tl.arange(0, CHUNK)
+        last_row = (rows == CHUNK - 1)[:, None]
 
-        a_p = a_ptr + pid_b * sa_b + feats * sa_f + first * sa_t
-        b_p = b_ptr + pid_b * sb_b + feats * sb_f + first * sb_t
-        o_p = out_ptr + pid_b * so_b + feats * so_f + first * so_t
+        a_row = a_ptr + pid_b * sa_b + feats[None, :] * sa_f
+        b_row = b_ptr + pid_b * sb_b + feats[None, :] * sb_f
+        o_row = out_ptr + pid_b * so_b + feats[None, :] * so_f
 
         hr = tl.full([BLOCK], 0, dtype=out_ptr.dtype.element_ty)
         hi = tl.full([BLOCK], 0, dtype=out_ptr.dtype.element_ty)
@@ -115,59 +133,69 @@ if triton is not None:
             if IS_COMPLEX:
                 hi = tl.load(i_p + 1, mask=mask, other=0.0)
         if GRAD_A:
-            hs_p = hs_ptr + pid_b * so_b + feats * so_f + first * so_t + step_o  # the next step's h
-            ga_p = grad_a_ptr + pid_b * so_b + feats * so_f + first * so_t
+            hs_row = hs_ptr + pid_b * so_b + feats[None, :] * so_f
+            ga_row = grad_a_ptr + pid_b * so_b + feats[None, :] * so_f
             if HAS_HS_INIT:
-                hs_init_p = hs_init_ptr + pid_b * so_t + feats * so_f
+                hs_init_tile = hs_init_ptr + pid_b * so_t + feats[None, :] * so_f + rows[:, None] * 0
 
-        lane_zero = feats * 0  # step-dependent masks are built as blocks: `mask & scalar` is not portable
-        for i in range(0, T):
-            step = lane_zero + i
-            if SHIFT_A:  # the coefficient of the previous step; none before the first
-                coef_mask = mask & (step > 0)
-                ar = tl.load(a_p - step_a, mask=coef_mask, other=0.0)
-                if IS_COMPLEX:
-                    ai = tl.load(a_p - step_a + 1, mask=coef_mask, other=0.0)
+        for start in range(0, T, CHUNK):
+            step = start + rows  # position in walking order
+            valid = step < T
+            if REVERSE:
+                t = (T - 1 - step).to(tl.int64)
+                t_prev = t + 1
+                t_next = t - 1
             else:
-                ar = tl.load(a_p, mask=mask, other=0.0)
+                t = step.to(tl.int64)
+                t_prev = t - 1
+                t_next = t + 1
+            tile = valid[:, None] & mask[None, :]
+            # Past the end: the identity step (a = 1, b = 0), so the last row carries the state.
+            if SHIFT_A:  # the coefficient of the previous step; none before the first
+                first = (step == 0)[:, None]
+                ar = tl.load(a_row + t_prev[:, None] * sa_t, mask=tile & (step > 0)[:, None], other=1.0)
+                ar = tl.where(first, 0.0, ar)
                 if IS_COMPLEX:
-                    ai = tl.load(a_p + 1, mask=mask, other=0.0)
-            br = tl.load(b_p, mask=mask, other=0.0)
+                    ai = tl.load(a_row + t_prev[:, None] * sa_t + 1, mask=tile & (step > 0)[:, None], other=0.0)
+            else:
+                ar = tl.load(a_row + t[:, None] * sa_t, mask=tile, other=1.0)
+                if IS_COMPLEX:
+                    ai = tl.load(a_row + t[:, None] * sa_t + 1, mask=tile, other=0.0)
+            br = tl.load(b_row + t[:, None] * sb_t, mask=tile, other=0.0)
+            o_tile = o_row + t[:, None] * so_t
             if IS_COMPLEX:
-                bi = tl.load(b_p + 1, mask=mask, other=0.0)
+                bi = tl.load(b_row + t[:, None] * sb_t + 1, mask=tile, other=0.0)
                 if CONJ_A:
                     ai = -ai
-                new_r = ar * hr - ai * hi + br
-                new_i = ar * hi + ai * hr + bi
-                hr = new_r
-                hi = new_i
-                tl.store(o_p, hr, mask=mask)
-                tl.store(o_p + 1, hi, mask=mask)
+                cum_r, cum_i, loc_r, loc_i = tl.associative_scan((ar, ai, br, bi), 0, _combine_complex)
+                new_r = loc_r + cum_r * hr[None, :] - cum_i * hi[None, :]
+                new_i = loc_i + cum_r * hi[None, :] + cum_i * hr[None, :]
+                tl.store(o_tile, new_r, mask=tile)
+                tl.store(o_tile + 1, new_i, mask=tile)
+                hi = tl.reduce(tl.where(last_row, new_i, 0.0), 0, _add)
             else:
-                hr = ar * hr + br
-                tl.store(o_p, hr, mask=mask)
+                cum_r, loc_r = tl.associative_scan((ar, br), 0, _combine_real)
+                new_r = loc_r + cum_r * hr[None, :]
+                tl.store(o_tile, new_r, mask=tile)
+            hr = tl.reduce(tl.where(last_row, new_r, 0.0), 0, _add)
 
             if GRAD_A:  # grad_a_t = g_t * conj(h at the next step); hs_init (or 0) past the end
-                inside = mask & (step < T - 1)
-                pr = tl.load(hs_p, mask=inside, other=0.0)
+                inside = tile & (step < T - 1)[:, None]
+                hs_tile = hs_row + t_next[:, None] * so_t
+                pr = tl.load(hs_tile, mask=inside, other=0.0)
                 if IS_COMPLEX:
-                    pi = tl.load(hs_p + 1, mask=inside, other=0.0)
+                    pi = tl.load(hs_tile + 1, mask=inside, other=0.0)
                 if HAS_HS_INIT:
-                    past_end = mask & (step == T - 1)
-                    pr += tl.load(hs_init_p, mask=past_end, other=0.0)
+                    past_end = tile & (step == T - 1)[:, None]
+                    pr += tl.load(hs_init_tile, mask=past_end, other=0.0)
                     if IS_COMPLEX:
-                        pi += tl.load(hs_init_p + 1, mask=past_end, other=0.0)
+                        pi += tl.load(hs_init_tile + 1, mask=past_end, other=0.0)
+                ga_tile = ga_row + t[:, None] * so_t
                 if IS_COMPLEX:
-                    tl.store(ga_p, hr * pr + hi * pi, mask=mask)
-                    tl.store(ga_p + 1, hi * pr - hr * pi, mask=mask)
+                    tl.store(ga_tile, new_r * pr + new_i * pi, mask=tile)
+                    tl.store(ga_tile + 1, new_i * pr - new_r * pi, mask=tile)
                 else:
-                    tl.store(ga_p, hr * pr, mask=mask)
-                hs_p += step_o
-                ga_p += step_o
-
-            a_p += step_a
-            b_p += step_b
-            o_p += step_o
+                    tl.store(ga_tile, new_r * pr, mask=tile)
 
     _KERNELS: dict[bool, object] = {}
 
@@ -239,11 +267,16 @@ def _flat_state(x: torch.Tensor | None, batch: int, features: int) -> torch.Tens
 
 
 def _block_size(batch: int, features: int) -> int:
-    block = min(_MAX_BLOCK, max(16, triton.next_power_of_2(features)))
+    block = min(_MAX_BLOCK, max(4, triton.next_power_of_2(features)))
     # Few rows: smaller feature blocks give more programs to spread over the GPU.
     while block > 32 and batch * triton.cdiv(features, block) < 256:
         block //= 2
     return block
+
+
+def _chunk_size(length: int) -> int:
+    """Steps per tile: enough loads in flight per thread to hide memory latency, few registers."""
+    return max(2, min(_MAX_CHUNK, triton.next_power_of_2(length)))
 
 
 def _launch(
@@ -292,6 +325,7 @@ def _launch(
         GRAD_A=adjoint_of is not None,
         HAS_HS_INIT=hs_init is not None,
         BLOCK=block,
+        CHUNK=_chunk_size(length),
     )
     if not interpreter_enabled():
         launch["num_warps"] = max(1, min(8, block // 32))

@@ -96,7 +96,7 @@ def test_triton_available_never_raises_and_is_false_off_cuda():
 
 @needs_triton
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
-@pytest.mark.parametrize("length", [1, 7, 33])
+@pytest.mark.parametrize("length", [1, 7, 19])
 @pytest.mark.parametrize("features", [(3,), (3, 5)])
 @pytest.mark.parametrize("with_initial", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
@@ -109,7 +109,7 @@ def test_interpreted_matches_loop_float64(interpreter, dtype, length, features, 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.complex64])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_interpreted_matches_loop_float32(interpreter, dtype, reverse):
-    a, b, h0 = _inputs(2, 33, (3, 5), dtype)
+    a, b, h0 = _inputs(2, 19, (3, 5), dtype)
     _check_values_and_gradients(a, b, h0, reverse)
     _check_values_and_gradients(a, b, None, reverse)
 
