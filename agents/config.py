@@ -23,6 +23,7 @@ import yaml
 
 from envs.builtin_datasets import DEFAULT_DATASET_ID
 from sequence_models.backbone import BackboneChoice, BackboneConfig, MinGRUConfig, TransformerConfig, backbone_config
+from sequence_models.scan import ScanBackend
 
 PRESET_NAMES = ("quick", *(f"{env}-{quality}" for env in ("hopper", "halfcheetah", "walker2d")
                            for quality in ("simple", "medium", "expert")))
@@ -74,6 +75,8 @@ class AgentConfig:
     """bfloat16 autocast on CUDA (scans stay float32); ignored on CPU"""
     compile: bool = False
     """torch.compile the model for training"""
+    scan_backend: ScanBackend = "auto"
+    """scan kernels: auto (fused C++ on CPU, Triton on CUDA, else PyTorch), cpu, triton or torch"""
 
     # run
     seed: int = 0

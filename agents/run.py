@@ -37,6 +37,7 @@ from envs.segment_sampler import SegmentSampler
 from envs.trajectory_store import TrajectoryStore
 from sequence_models import distributed
 from sequence_models.distributed import Context, RankStopped
+from sequence_models.scan import use_scan_backend
 from sequence_models.training_run import CheckpointError, MetricsLog, pick_device, prepare_run_dir, save_checkpoint
 
 
@@ -132,6 +133,7 @@ def _train_agent(config: AgentConfig, ctx: Context, quiet: bool) -> dict[str, An
     device = ctx.device
     if device.type == "cpu" and config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
+    use_scan_backend(config.scan_backend, device)  # an impossible choice (triton on CPU) stops here
     seed_everything(config.seed)
 
     if not ctx.is_main:  # rank 0 makes a built-in dataset first; the others then read it

@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from sequence_models.backbone import BackboneChoice, MinGRUConfig
+from sequence_models.scan import ScanBackend, use_scan_backend
 from sequence_models.tasks.language_model import LanguageModel
 from sequence_models.tasks.selective_copy import SelectiveCopy, copy_loss
 from sequence_models.training_run import (
@@ -49,6 +50,8 @@ class Args:
     """auto (cuda if available), cpu, cuda, cuda:1, ..."""
     amp: bool = False
     """bfloat16 autocast (CUDA only)"""
+    scan_backend: ScanBackend = "auto"
+    """scan kernels: auto (fused C++ on CPU, Triton on CUDA, else PyTorch), cpu, triton or torch"""
     resume: bool = False
     """continue from runs/<name>/checkpoints/last.pt if it exists"""
 
@@ -121,6 +124,7 @@ def evaluate(model, inputs, targets, batch_size, autocast) -> tuple[float, float
 
 def main(args: Args) -> dict:
     device = pick_device(args.device)
+    use_scan_backend(args.scan_backend, device)
     torch.manual_seed(args.seed)
     name = args.run_name or f"copy-{args.backbone.name}-L{args.seq_len}-M{args.n_memorize}-s{args.seed}"
     config = {**dataclasses.asdict(args), "backbone_name": args.backbone.name, "command": " ".join(sys.argv)}

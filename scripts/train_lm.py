@@ -44,6 +44,7 @@ from tqdm import tqdm
 from sequence_models import distributed
 from sequence_models.backbone import BackboneChoice, MinGRUConfig, TransformerConfig, backbone_config
 from sequence_models.distributed import Context, RankStopped
+from sequence_models.scan import ScanBackend, use_scan_backend
 from sequence_models.tasks.language_model import LanguageModel, detach_state
 from sequence_models.tasks.text import StreamBatches, WindowSampler, load_corpus, windows
 from sequence_models.training_run import (
@@ -71,6 +72,8 @@ class Args:
     """auto (cuda if available), cpu, cuda, cuda:1, ..."""
     amp: bool = False
     """bfloat16 autocast (CUDA only)"""
+    scan_backend: ScanBackend = "auto"
+    """scan kernels: auto (fused C++ on CPU, Triton on CUDA, else PyTorch), cpu, triton or torch"""
     resume: bool = False
     """continue from runs/<name>/checkpoints/last.pt if it exists"""
     dist_timeout_s: float = 600.0
@@ -240,6 +243,7 @@ def main(args: Args) -> dict:
 
 def _main(args: Args, ctx: Context) -> dict:
     device = ctx.device
+    use_scan_backend(args.scan_backend, device)
     say = print if ctx.is_main else (lambda *a, **k: None)
     torch.manual_seed(args.seed)
     backbone = args.backbone

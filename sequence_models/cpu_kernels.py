@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -39,9 +40,13 @@ def load():
     try:
         from torch.utils import cpp_extension
 
-        capability = torch.backends.cpu.get_cpu_capability().lower()
+        name = f"decision_backbones_scan_cpu_{torch.backends.cpu.get_cpu_capability().lower()}"
+        build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+        if not (build_dir / f"{name}.so").exists():
+            print(f"building the fused CPU scan kernels into {build_dir} (once per machine, about a minute)...",
+                  file=sys.stderr, flush=True)
         return cpp_extension.load(
-            name=f"decision_backbones_scan_cpu_{capability}",
+            name=name,
             sources=[str(SOURCE)],
             extra_cflags=_flags(),
             extra_ldflags=["-fopenmp", "-lmvec"],

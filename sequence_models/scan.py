@@ -26,12 +26,14 @@ for the process; every backend computes the same values and gradients (tests/tes
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
-SCAN_BACKENDS = ("auto", "cpu", "triton", "torch")
+ScanBackend = Literal["auto", "cpu", "triton", "torch"]
+SCAN_BACKENDS: tuple[str, ...] = get_args(ScanBackend)
 _backend = "auto"
 
 
@@ -41,6 +43,12 @@ def set_scan_backend(name: str) -> None:
     if name not in SCAN_BACKENDS:
         raise ValueError(f"unknown scan backend {name!r}; choose one of {', '.join(SCAN_BACKENDS)}")
     _backend = name
+
+
+def use_scan_backend(name: str, device: torch.device) -> str:
+    """set_scan_backend(name), then check it runs on `device` (before any work); returns what runs there."""
+    set_scan_backend(name)
+    return scan_backend_for(device)
 
 
 def get_scan_backend() -> str:
