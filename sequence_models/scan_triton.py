@@ -6,12 +6,15 @@ The GPU path of `sequence_models.scan.linear_scan`; the same recurrence, the sam
 - `triton_linear_scan(a, b, initial_state=None, reverse=False)`: differentiable scan.
 - `triton_linear_scan_no_grad(...)`: the raw kernel, no autograd (e.g. DSF's reverse scan of gradients).
 
-Kernel design: one program per (batch row, block of BLOCK features). It walks the T steps one after
-the other, keeping the running state in registers; each step loads a and b for BLOCK neighbouring
-features (coalesced) and stores h. The scan is memory-bound (two loads and one store per element, a
-multiply-add of work), so this reads and writes every element once, the least any scan can do.
-The state is kept in the input's precision (float32 for float32 / complex64, float64 for float64 /
-complex128). `REVERSE` walks t from T-1 down to 0, so reversed scans need no flips or copies.
+Kernel design: one program per (batch row, block of BLOCK features), walking the T steps in
+order, CHUNK steps at a time: it loads a (CHUNK, BLOCK) tile of a and of b (coalesced along the
+features, all of the tile's loads in flight together, which is what hides memory latency when there
+are few programs), scans the tile along time in registers (tl.associative_scan of the (a, b) pairs),
+adds the carried-in state times the tile's cumulative coefficient, stores the tile and carries its
+last row on. The scan is memory-bound (two loads and one store per element), and this reads and
+writes every element once. Arithmetic is in the input's precision (float32 for float32 / complex64,
+float64 for float64 / complex128). `REVERSE` walks t from T-1 down to 0, so reversed scans need no
+flips or copies; odd T and feature counts are masked.
 
 Complex inputs are read through `torch.view_as_real` (re/im interleaved) and the complex multiply
 is done in the kernel. The backward is the same kernel run the other way, with the coefficient of
@@ -71,6 +74,10 @@ def interpreter_enabled() -> bool:
 
 
 if triton is not None:
+
+    # The kernel uses only core builtins and the helpers here, not triton.language.standard's @jit
+    # functions (tl.zeros, tl.sum, ...): those are built when triton is imported, and break the
+    # interpreter if TRITON_INTERPRET is switched on later (the tests do that per test).
 
     @triton.jit
     def _combine_real(a_left, b_left, a_right, b_right):
