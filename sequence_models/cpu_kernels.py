@@ -74,14 +74,16 @@ def _flat_state(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | No
 class LinearScan(torch.autograd.Function):
     """h_t = a_t h_{t-1} + b_t (reverse: a_t h_{t+1} + b_t) on (B, T, *features), real or complex.
 
-    a and b have the same shape. Keeps a, h and the initial state for backward, which is one
-    fused reverse pass (no flips, no copies).
+    a has b's shape, possibly as an expanded view of one diagonal (stride 0 over batch and time):
+    that diagonal is then read in place, never copied to (B, T, F). Keeps a, h and the initial
+    state for backward, which is one fused reverse pass (no flips, no copies).
     """
 
     @staticmethod
     def forward(ctx, a, b, initial_state, reverse):
         kernels = load()
-        a_flat, b_flat = _flat(a), _flat(b)
+        b_flat = _flat(b)
+        a_flat = a[0, 0].reshape(-1).contiguous() if a.stride(0) == a.stride(1) == 0 else _flat(a)
         start = _flat_state(initial_state, b_flat)
         h = kernels.scan_forward(a_flat, b_flat, start, reverse)
         ctx.reverse = reverse
@@ -93,7 +95,7 @@ class LinearScan(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h):
         a, h, start = ctx.saved_tensors
-        a_shape, state_shape = ctx.shapes
+        a_shape, state_shape = ctx.shapes  # a constant diagonal's gradient stays (B, T, F): autograd sums it
         grad_b, grad_a, grad_start = load().scan_backward(
             _flat(grad_h), a, h, start, ctx.reverse, ctx.needs_input_grad[0], ctx.needs_input_grad[2]
         )

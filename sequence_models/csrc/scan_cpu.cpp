@@ -67,18 +67,20 @@ const void* data_or_null(const c10::optional<torch::Tensor>& t) {
 // ---------------------------------------------------------------- generic scan (real or complex)
 
 // h_t = a_t h_{t-1} + b_t (reverse: h_t = a_t h_{t+1} + b_t); initial (B, F) or null.
+// a is (B, T, F) or, with constant_a, one diagonal (F) for every step (DSF's feedback, LRU's lambda).
 template <typename S>
 void scan_forward_kernel(const S* a, const S* b, const S* initial, S* h, int64_t batch, int64_t length,
-                         int64_t width, bool reverse) {
+                         int64_t width, bool reverse, bool constant_a) {
   for_each_lane(batch, width, [&](int64_t n, int64_t j0, int64_t j1) {
     S state[kBlock];
     for (int64_t j = j0; j < j1; ++j) state[j - j0] = initial ? initial[n * width + j] : S(0);
     for (int64_t step = 0; step < length; ++step) {
       const int64_t t = reverse ? length - 1 - step : step;
       const int64_t row = (n * length + t) * width;
+      const S* a_t = constant_a ? a : a + row;
 #pragma omp simd
       for (int64_t j = j0; j < j1; ++j) {
-        const S s = a[row + j] * state[j - j0] + b[row + j];
+        const S s = a_t[j] * state[j - j0] + b[row + j];
         state[j - j0] = s;
         h[row + j] = s;
       }
@@ -90,18 +92,20 @@ void scan_forward_kernel(const S* a, const S* b, const S* initial, S* h, int64_t
 // scan's direction; grad_b = g, grad_a_t = g_t conj(h_prev), grad_initial = conj(a_first) g_first.
 template <typename S>
 void scan_backward_kernel(const S* grad, const S* a, const S* h, const S* initial, S* grad_b, S* grad_a,
-                          S* grad_initial, int64_t batch, int64_t length, int64_t width, bool reverse) {
+                          S* grad_initial, int64_t batch, int64_t length, int64_t width, bool reverse,
+                          bool constant_a) {
   for_each_lane(batch, width, [&](int64_t n, int64_t j0, int64_t j1) {
     S carry[kBlock], zeros[kBlock];
     for (int64_t j = j0; j < j1; ++j) carry[j - j0] = zeros[j - j0] = S(0);
     for (int64_t step = length - 1; step >= 0; --step) {
       const int64_t t = reverse ? length - 1 - step : step;
       const int64_t row = (n * length + t) * width;
+      const S* a_t = constant_a ? a : a + row;
 #pragma omp simd
       for (int64_t j = j0; j < j1; ++j) {
         const S total = grad[row + j] + carry[j - j0];
         grad_b[row + j] = total;
-        carry[j - j0] = conj_if_complex(a[row + j]) * total;
+        carry[j - j0] = conj_if_complex(a_t[j]) * total;
       }
       if (grad_a) {
         const S* h_previous = previous_states(h, initial, zeros, n, length, width, t, step == 0, reverse) - j0;
@@ -114,16 +118,23 @@ void scan_backward_kernel(const S* grad, const S* a, const S* h, const S* initia
   });
 }
 
+// a: (B, T, F) like b, or (F) for a constant diagonal
+bool check_coefficients(const torch::Tensor& a, const torch::Tensor& b) {
+  TORCH_CHECK(a.scalar_type() == b.scalar_type() && a.is_contiguous(), "a must be contiguous, of b's dtype");
+  const bool constant_a = a.dim() == 1;
+  TORCH_CHECK(constant_a ? a.size(0) == b.size(2) : a.sizes() == b.sizes(), "a must be (B, T, F) like b, or (F)");
+  return constant_a;
+}
+
 torch::Tensor scan_forward(torch::Tensor a, torch::Tensor b, c10::optional<torch::Tensor> initial, bool reverse) {
-  check_sequence(a, "a");
   check_sequence(b, "b");
-  TORCH_CHECK(a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type(), "a and b must match in shape and dtype");
+  const bool constant_a = check_coefficients(a, b);
   auto h = torch::empty_like(b);
   const int64_t batch = b.size(0), length = b.size(1), width = b.size(2);
   AT_DISPATCH_FLOATING_AND_COMPLEX_TYPES(b.scalar_type(), "scan_forward", [&] {
     scan_forward_kernel<scalar_t>(a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
                                   static_cast<const scalar_t*>(data_or_null(initial)), h.data_ptr<scalar_t>(),
-                                  batch, length, width, reverse);
+                                  batch, length, width, reverse, constant_a);
   });
   return h;
 }
@@ -132,6 +143,7 @@ std::vector<torch::Tensor> scan_backward(torch::Tensor grad, torch::Tensor a, to
                                          c10::optional<torch::Tensor> initial, bool reverse, bool need_grad_a,
                                          bool need_grad_initial) {
   check_sequence(grad, "grad");
+  const bool constant_a = check_coefficients(a, h);
   const int64_t batch = h.size(0), length = h.size(1), width = h.size(2);
   auto grad_b = torch::empty_like(h);
   auto grad_a = need_grad_a ? torch::empty_like(h) : torch::Tensor();
@@ -141,7 +153,7 @@ std::vector<torch::Tensor> scan_backward(torch::Tensor grad, torch::Tensor a, to
                                    static_cast<const scalar_t*>(data_or_null(initial)), grad_b.data_ptr<scalar_t>(),
                                    need_grad_a ? grad_a.data_ptr<scalar_t>() : nullptr,
                                    need_grad_initial ? grad_initial.data_ptr<scalar_t>() : nullptr, batch, length,
-                                   width, reverse);
+                                   width, reverse, constant_a);
   });
   return {grad_b, grad_a, grad_initial};
 }
