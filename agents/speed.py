@@ -197,31 +197,27 @@ def benchmark_latency(backbones=ALL_BACKBONES, batches: tuple[int, ...] = (1, 10
     return rows
 
 
-def _trainers(backbones, context_len: int, batch_size: int, device: torch.device, size: dict | None, store):
-    trainers = {}
-    for name in backbones:
-        model, config = dt_model(name, store, context_len, size, device)
-        config = AgentConfig(backbone=config.backbone, context_len=context_len, batch_size=batch_size, steps=10**6)
-        sampler = SegmentSampler(store, context_len, batch_size, device=device, seed=0)
-        trainers[name] = Trainer(model, sampler, config, device)
-    return trainers
+def _trainer(name: str, context_len: int, batch_size: int, device: torch.device, size: dict | None, store) -> Trainer:
+    model, config = dt_model(name, store, context_len, size, device)
+    config = AgentConfig(backbone=config.backbone, context_len=context_len, batch_size=batch_size, steps=10**6)
+    return Trainer(model, SegmentSampler(store, context_len, batch_size, device=device, seed=0), config, device)
 
 
-def _time_in_turns(trainers: dict, steps: int, repeats: int, warmup: int = 1) -> dict[str, float]:
+def _time_in_turns(trainers: dict, steps: int, repeats: int, warmup: int = 1, desc: str = "") -> dict:
     """Median seconds per train_step of each trainer; rounds of `steps` steps, every trainer once per round."""
     for trainer in trainers.values():
         for _ in range(warmup):
             trainer.train_step()
         trainer.read_metrics()
-    times: dict[str, list[float]] = {name: [] for name in trainers}
-    for _ in range(repeats):
-        for name, trainer in trainers.items():
+    times: dict = {key: [] for key in trainers}
+    for _ in tqdm(range(repeats), desc=desc, disable=not desc):
+        for key, trainer in trainers.items():
             t0 = time.perf_counter()
             for _ in range(steps):
                 trainer.train_step()
             trainer.read_metrics()  # one host sync: the device has finished
-            times[name].append((time.perf_counter() - t0) / steps)
-    return {name: statistics.median(t) for name, t in times.items()}
+            times[key].append((time.perf_counter() - t0) / steps)
+    return {key: statistics.median(t) for key, t in times.items()}
 
 
 def benchmark_training(backbones=ALL_BACKBONES, steps: int = 20, batch_size: int = 64, context_len: int = 20,
@@ -230,8 +226,8 @@ def benchmark_training(backbones=ALL_BACKBONES, steps: int = 20, batch_size: int
     """Training samples/s per backbone (each round runs `steps` steps of every backbone in turn)."""
     store = store if store is not None else load_store(AgentConfig())
     device = torch.device(device)
-    seconds = _time_in_turns(_trainers(backbones, context_len, batch_size, device, size, store),
-                             max(1, steps // repeats), repeats)
+    trainers = {name: _trainer(name, context_len, batch_size, device, size, store) for name in backbones}
+    seconds = _time_in_turns(trainers, max(1, steps // repeats), repeats, desc="agent training")
     reference = seconds.get("transformer")
     return [{"backbone": name, "batch_size": batch_size, "context_len": context_len,
              "ms_per_step": 1e3 * s, "samples_per_s": batch_size / s,
@@ -239,19 +235,17 @@ def benchmark_training(backbones=ALL_BACKBONES, steps: int = 20, batch_size: int
 
 
 def benchmark_long_context(backbones=ALL_BACKBONES, context_lens: tuple[int, ...] = (20, 100, 250, 500, 1000),
-                           tokens: int = 8000, steps: int = 2, repeats: int = 2,
+                           tokens: int = 8000, steps: int = 1, repeats: int = 3,
                            device: str | torch.device = "cpu", size: dict | None = None, store=None) -> list[dict]:
     """Training time per timestep at each K, batch = tokens // K (the same timesteps per batch at every K).
 
-    A timestep is one (R̂, s, a) step of a segment, padded or not (the model computes every position)."""
+    Every (backbone, K) pair is timed in turns with all the others, so a load that comes and goes on a
+    shared machine slows every K alike. A timestep is one (R̂, s, a) step of a segment, padded or not
+    (the model computes every position)."""
     store = store if store is not None else load_store(AgentConfig())
     device = torch.device(device)
-    rows = []
-    for k in tqdm(context_lens, desc="long-context training"):
-        batch = max(1, tokens // k)
-        trainers = _trainers(backbones, k, batch, device, size, store)
-        for name, s in _time_in_turns(trainers, steps, repeats).items():
-            rows.append({"backbone": name, "K": k, "batch_size": batch, "timesteps_per_batch": batch * k,
-                         "ms_per_step": 1e3 * s, "us_per_timestep": 1e6 * s / (batch * k)})
-        del trainers
-    return rows
+    batches = {k: max(1, tokens // k) for k in context_lens}
+    trainers = {(name, k): _trainer(name, k, batches[k], device, size, store) for k in context_lens for name in backbones}
+    seconds = _time_in_turns(trainers, steps, repeats, desc="long-context training")
+    return [{"backbone": name, "K": k, "batch_size": batches[k], "timesteps_per_batch": batches[k] * k,
+             "ms_per_step": 1e3 * s, "us_per_timestep": 1e6 * s / (batches[k] * k)} for (name, k), s in seconds.items()]

@@ -101,8 +101,8 @@ class Args:
     """long-context suite: K"""
     long_context_tokens: int = 8000
     """long-context suite: timesteps per batch at every K (batch = this // K: 400 at K=20, 8 at K=1000)"""
-    long_context_steps: int = 2
-    """long-context suite: timed training steps per round (--repeats rounds, backbones in turns)"""
+    long_context_steps: int = 1
+    """long-context suite: timed training steps per round (--repeats rounds, every backbone and K in turns)"""
 
 
 # -- layers -------------------------------------------------------------------------------------------
