@@ -67,6 +67,8 @@ class Args:
     dim: int = 256
     repeats: int = 3
     """timed rounds per point, each running every candidate once (median reported), after one warm-up"""
+    precision_lengths: tuple[int, ...] = (256, 1024, 4096, 16384, 65536)
+    """precision suite: T"""
     looped_gru_max_length: int = 2048
     """skip the Python-looped GRU cell above this T (it is slow by design)"""
     device: str = "auto"
@@ -255,7 +257,7 @@ def gradient_mode_ratios(rows: list[dict]) -> list[dict]:
 def run_precision(args: Args, device: torch.device) -> list[dict]:
     """Max relative error of float32 scans against the float64 loop, for minGRU-like coefficients."""
     rows = []
-    for length in tqdm(args.lengths or (256, 1024, 4096, 16384, 65536), desc="scan precision"):
+    for length in tqdm(args.precision_lengths, desc="scan precision"):
         g = torch.Generator().manual_seed(0)
         gate = 2 * torch.randn(1, length, 64, generator=g, dtype=torch.float64)
         log_a, log_b = -F.softplus(gate), -F.softplus(-gate)
@@ -429,6 +431,7 @@ def write_plots(stem: str, tables: dict[str, list[dict]], out_dir: Path) -> list
         print('(no plots: matplotlib is not installed; pip install -e ".[plots]")')
         return []
     paths = []
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     def save(fig, name):
         path = out_dir / f"{stem}_{name}.png"
@@ -470,16 +473,20 @@ def write_plots(stem: str, tables: dict[str, list[dict]], out_dir: Path) -> list
     mode_ratios = tables.get("layers_gradient_modes") or tables.get("gradient_modes_ratios")
     if layers and mode_ratios:
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-        for key, (xs, ys) in _series(mode_ratios, ["layer", "gradient"], "T", "speedup_vs_bptt").items():
-            axes[0].plot(xs, ys, marker="o", linestyle="-" if key[1] == "dsf" else "--", label=" ".join(key))
-        for key, (xs, ys) in _series(mode_ratios, ["layer", "gradient"], "T", "peak_vs_bptt").items():
-            axes[1].plot(xs, ys, marker="o", linestyle="-" if key[1] == "dsf" else "--", label=" ".join(key))
-        axes[0].set(xscale="log", yscale="log", xlabel="sequence length T", ylabel="speed-up over bptt (x)",
+        names = list(dict.fromkeys(r["layer"] for r in mode_ratios))
+        for ax, column in zip(axes, ("speedup_vs_bptt", "peak_vs_bptt")):  # colour: layer; solid: dsf, dashed: truncated
+            for key, (xs, ys) in _series(mode_ratios, ["layer", "gradient"], "T", column).items():
+                ax.plot(xs, ys, marker="o", color=f"C{names.index(key[0]) % 10}",
+                        linestyle="-" if key[1] == "dsf" else "--", label=" ".join(key))
+        axes[0].set(xscale="log", xlabel="sequence length T", ylabel="speed-up over bptt (x)",
                     title="gradient modes: speed")
         axes[1].set(xscale="log", xlabel="sequence length T", ylabel="peak memory / bptt's", title="gradient modes: memory")
+        lengths = sorted({r["T"] for r in mode_ratios})
         for ax in axes:
             ax.axhline(1.0, color="gray", linewidth=0.8)
             ax.grid(True, which="both", alpha=0.3)
+            ax.set_xticks(lengths, [str(t) for t in lengths])
+            ax.minorticks_off()
             ax.legend(fontsize=7)
         save(fig, "gradient_modes")
     if tables.get("long_context"):

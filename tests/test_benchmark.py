@@ -160,7 +160,7 @@ def test_gradient_modes_suite(tmp_path):
 
 
 def test_suite_all_tiny(tmp_path):
-    bench.main(bench.Args(suite="all", lengths=(8,), layers=("mingru", "gru", "fused-gru", "looped-gru"),
+    bench.main(bench.Args(suite="all", lengths=(8,), precision_lengths=(64,), layers=("mingru", "gru", "fused-gru", "looped-gru"),
                           out_dir=tmp_path, **TINY_LAYERS, **TINY_AGENT))
     for name in ("layers.md", "layers_figure.png", "agent.md", "agent_eval.csv", "agent_latency.csv", "agent_train.csv",
                  "agent_throughput.png", "long_context.csv", "long_context_ratios.csv", "long_context.md",
