@@ -54,6 +54,9 @@ class AgentConfig:
     """sequence backbone, a subcommand with its own options: backbone:mingru --backbone.expansion 1.5"""
     context_len: int = 20
     """K: steps per training segment and per evaluation window"""
+    segment_start: Literal["any", "fit"] = "any"
+    """training segments start anywhere in an episode (DT, CORL; segments near the end are padded) or
+    "fit": within length - K, so segments are full and K >= episode length trains on whole episodes"""
 
     # optimisation
     steps: int = 1000

@@ -161,7 +161,8 @@ def _train_agent(config: AgentConfig, ctx: Context, quiet: bool) -> dict[str, An
 
     max_ep_len = config.max_ep_len or store.max_episode_steps
     sampler = SegmentSampler(store, config.context_len, config.batch_size, config.return_scale, max_ep_len,
-                             device=device, seed=config.seed, rank=ctx.rank, world_size=ctx.world_size)
+                             device=device, seed=config.seed, rank=ctx.rank, world_size=ctx.world_size,
+                             segment_start=config.segment_start)
     model = build_model(config, info, store).to(device)  # the same on every rank (and DDP broadcasts rank 0's)
     if ctx.rank > 0:
         seed_everything(config.seed + ctx.rank)  # dropout differs across ranks; rank 0 keeps the single-process stream

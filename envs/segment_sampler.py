@@ -1,8 +1,11 @@
 """SegmentSampler: batches of K-step segments from a TrajectoryStore, as Decision Transformer trains on.
 
 Sampling. Episodes are drawn with probability proportional to their length (every step equally
-likely to be in a batch, as DT does); the start is uniform over the episode's steps, so segments
-that start within K of the end are shorter than K.
+likely to be in a batch, as DT does). `segment_start="any"` (DT's and CORL's way, default): the start
+is uniform over the episode's steps, so segments that start within K of the end are shorter than K.
+`segment_start="fit"`: the start is uniform over 0 .. max(length - K, 0), so a segment is K steps
+whenever the episode has them, and with K >= the episode length every segment is the WHOLE episode
+(long-context training without mostly-padded segments).
 
 Padding. RIGHT padding: the valid steps come first, padding after, and `mask` is True on valid steps.
 The backbones are causal, so outputs at valid positions never see the padding, and recurrent models
@@ -29,6 +32,8 @@ import numpy as np
 import torch
 
 from envs.trajectory_store import TrajectoryStore
+
+SEGMENT_STARTS = ("any", "fit")
 
 
 @dataclass
@@ -59,7 +64,11 @@ class SegmentSampler:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        segment_start: str = "any",
     ):
+        if segment_start not in SEGMENT_STARTS:
+            raise ValueError(f"segment_start must be one of {SEGMENT_STARTS}, got {segment_start!r}")
+        self.segment_start = segment_start
         if context_len < 1 or batch_size < 1:
             raise ValueError(f"context_len and batch_size must be >= 1, got {context_len} and {batch_size}")
         if not 0 <= rank < world_size:
@@ -98,7 +107,11 @@ class SegmentSampler:
         episodes = torch.multinomial(self._episode_probs, n, replacement=True, generator=self.generator)
         lengths = self._episode_lengths[episodes]
         u = torch.rand(n, generator=self.generator, device=self.device, dtype=torch.float64)
-        starts = torch.minimum((u * lengths).long(), lengths - 1)  # uniform over 0 .. length-1
+        if self.segment_start == "fit":  # uniform over 0 .. max(length - K, 0)
+            choices = (lengths - self.context_len).clamp_min(0) + 1
+            starts = torch.minimum((u * choices).long(), choices - 1)
+        else:
+            starts = torch.minimum((u * lengths).long(), lengths - 1)  # uniform over 0 .. length-1
         global_valid = (lengths - starts).clamp_max(self.context_len).sum()
         if self.world_size > 1:
             mine = slice(self.rank * b, (self.rank + 1) * b)

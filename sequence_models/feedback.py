@@ -14,7 +14,7 @@ above to those states. Nothing is kept for the backward but the inputs and the s
 cell is re-run over all (B·T) pairs inside the backward, so the only graph ever built is one step
 deep, and it lives only while the backward runs. What is held from forward to backward shrinks
 (GRU: 8× less than BPTT); the peak during the backward does not shrink as much, since that one-step
-graph spans every time step at once (scripts/benchmark_gradient_modes.py measures both).
+graph spans every time step at once (`python scripts/benchmark.py --suite gradient-modes` measures both).
 
 A carried-in initial state h_0 receives A ⊙ δ_0, the same feedback every other state gets from its
 successor. So a sequence split into chunks, with the state passed on undetached, gets exactly the

@@ -131,3 +131,19 @@ def test_device_resident_sampling_matches_its_own_seed():
     a, b = SegmentSampler(store, 8, 32, device="cuda", seed=7), SegmentSampler(store, 8, 32, device="cuda", seed=7)
     x, y = a.sample(), b.sample()
     assert x.states.is_cuda and torch.equal(x.states, y.states) and torch.equal(x.mask, y.mask)
+
+
+def test_fit_starts_keep_segments_full_and_whole_episodes_when_k_is_long():
+    lengths = np.array([3, 10, 40])
+    fit = SegmentSampler(make_store(lengths), context_len=8, batch_size=5000, seed=4, segment_start="fit").sample()
+    episode, starts = fit.episode_indices.numpy(), fit.starts.numpy()
+    valid = fit.mask.sum(1).numpy()
+    assert (starts[episode == 0] == 0).all() and (valid[episode == 0] == 3).all()  # shorter than K: whole episode
+    assert (valid[episode > 0] == 8).all()  # long enough: always K valid steps
+    assert set(starts[episode == 1]) == set(range(3)) and set(starts[episode == 2]) == set(range(33))
+
+    whole = SegmentSampler(make_store(lengths), context_len=40, batch_size=200, seed=4, segment_start="fit").sample()
+    assert (whole.starts == 0).all()
+    np.testing.assert_array_equal(whole.mask.sum(1).numpy(), lengths[whole.episode_indices.numpy()])
+    with pytest.raises(ValueError, match="segment_start"):
+        SegmentSampler(make_store(lengths), context_len=4, batch_size=2, segment_start="random")
