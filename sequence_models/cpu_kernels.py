@@ -110,22 +110,28 @@ class MinRNNScan(torch.autograd.Function):
     projected (B, T, 2H) for cell "mingru" ([k_h | k_z]) or (B, T, 3H) for "minlstm"
     ([k_h | k_f | k_i]); returns the states h (B, T, H). Keeps only projected and h for backward;
     the gates are recomputed there.
+
+    gradient: "bptt" (exact), or DSF's: the backward's carry δ_t = e_t + A ⊙ δ_{t+1} with the
+    diagonal `feedback` A ("dsf") or A = 0 ("truncated"), each step's gradient being the one-step
+    cell's at δ_t — the same numbers as feedback.state_feedback, in the same single pass.
     """
 
     @staticmethod
-    def forward(ctx, projected, initial_state, cell, normalize):
+    def forward(ctx, projected, initial_state, cell, normalize, gradient="bptt", feedback=None):
         projected = projected.contiguous()
         start = None if initial_state is None else initial_state.to(projected.dtype).contiguous()
         h = load().min_rnn_forward(cell, projected, start, normalize)
-        ctx.cell, ctx.normalize = cell, normalize
-        ctx.save_for_backward(projected, h, start)
+        ctx.cell, ctx.normalize, ctx.gradient = cell, normalize, gradient
+        diagonal = feedback.to(projected.dtype).contiguous() if gradient == "dsf" else None
+        ctx.save_for_backward(projected, h, start, diagonal)
         return h
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h):
-        projected, h, start = ctx.saved_tensors
+        projected, h, start, diagonal = ctx.saved_tensors
         grad_projected, grad_start = load().min_rnn_backward(
-            ctx.cell, grad_h.contiguous(), projected, h, start, ctx.normalize, ctx.needs_input_grad[1]
+            ctx.cell, grad_h.contiguous(), projected, h, start, ctx.normalize, ctx.needs_input_grad[1],
+            diagonal, ctx.gradient == "bptt",
         )
-        return grad_projected, (grad_start if ctx.needs_input_grad[1] else None), None, None
+        return grad_projected, (grad_start if ctx.needs_input_grad[1] else None), None, None, None, None

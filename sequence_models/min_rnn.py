@@ -110,27 +110,34 @@ class _MinRNN(nn.Module):
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         check_sequence(x, self.dim, type(self).__name__)
         h0 = self._start(state, x.shape[0])
-        h = self._states(x, h0) if self.gradient == "bptt" else self._states_with_feedback(x, h0)
+        if self.scan == "linear" and scan_backend_for(x.device) == "cpu":
+            h = self._fused_states(x, h0)
+        elif self.gradient == "bptt":
+            h = self._states(x, h0)
+        else:
+            h = self._states_with_feedback(x, h0)
         return self.to_out(h.to(x.dtype)), h[:, -1]
 
     fused_cell = ""  # the cell name of cpu_kernels.MinRNNScan
     normalize = False
 
+    def _fused_states(self, x: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
+        """The CPU kernel: gates + recurrence in one pass, and its backward (exact, or DSF's) in one."""
+        from .cpu_kernels import MinRNNScan
+
+        projected = at_least_float32(self.project(x))
+        h0 = None if h0 is None else h0.to(projected.dtype)
+        feedback = getattr(self, "feedback", None)
+        return MinRNNScan.apply(projected, h0, self.fused_cell, self.normalize, self.gradient, feedback)
+
     def _states(self, x: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
         if self.scan == "log":
             return scan_log_space(*self.log_coefficients(self.project(x)), h0, chunk_size=LOG_SPACE_CHUNK)
-        projected = self.project(x)
-        if scan_backend_for(x.device) == "cpu":
-            from .cpu_kernels import MinRNNScan
-
-            projected = at_least_float32(projected)
-            h0 = None if h0 is None else h0.to(projected.dtype)
-            return MinRNNScan.apply(projected, h0, self.fused_cell, self.normalize)
-        return linear_scan(*self.coefficients(projected), h0)
+        return linear_scan(*self.coefficients(self.project(x)), h0)
 
     def _states_with_feedback(self, x: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
-        """dsf / truncated: the exact states by the scan without a graph; the backward is DSF's
-        (feedback.py) through the one-step cell h_t = a(x_t) h_{t-1} + b(x_t)."""
+        """dsf / truncated off the CPU kernel: the exact states by the scan without a graph; the
+        backward is DSF's (feedback.py) through the one-step cell h_t = a(x_t) h_{t-1} + b(x_t)."""
         with torch.no_grad():
             h = self._states(x, h0)
 

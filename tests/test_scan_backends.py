@@ -71,7 +71,9 @@ def _layers():
         "minGRU expanded, learned h0": lambda: MinGRU(6, expansion=1.5, learned_init_state=True),
         "minLSTM": lambda: MinLSTM(6),
         "minLSTM unnormalized": lambda: MinLSTM(6, normalize=False),
-        "minGRU dsf": lambda: MinGRU(6, gradient="dsf"),
+        "minGRU dsf, learned h0": lambda: MinGRU(6, gradient="dsf", learned_init_state=True),
+        "minLSTM dsf": lambda: MinLSTM(6, gradient="dsf", feedback_init="uniform", feedback_low=0.2),
+        "minLSTM unnormalized truncated": lambda: MinLSTM(6, normalize=False, gradient="truncated"),
         "LRU": lambda: LRU(6, state_dim=5),
     }
 

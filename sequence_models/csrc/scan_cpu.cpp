@@ -183,10 +183,12 @@ void min_gru_forward_kernel(const S* k, const S* initial, S* h, int64_t batch, i
 
 template <typename S>
 void min_gru_backward_kernel(const S* grad, const S* k, const S* h, const S* initial, S* grad_k, S* grad_initial,
-                             int64_t batch, int64_t length, int64_t width) {
+                             int64_t batch, int64_t length, int64_t width, bool exact, const S* feedback) {
   for_each_lane(batch, width, [&](int64_t n, int64_t j0, int64_t j1) {
     S carry[kBlock], zeros[kBlock];
     for (int64_t j = j0; j < j1; ++j) carry[j - j0] = zeros[j - j0] = S(0);
+    const S exact_weight = exact ? S(1) : S(0);
+    const S* diagonal = feedback ? feedback : zeros - j0;
     for (int64_t t = length - 1; t >= 0; --t) {
       const int64_t row = (n * length + t) * width;
       const S* hidden = k + 2 * row;
@@ -201,7 +203,7 @@ void min_gru_backward_kernel(const S* grad, const S* k, const S* h, const S* ini
         const S z = sigmoid(gate[j]);
         grad_gate[j] = total * (g(hidden[j]) - h_previous) * z * (S(1) - z);
         grad_hidden[j] = total * z * g_derivative(hidden[j]);
-        carry[j - j0] = total * (S(1) - z);
+        carry[j - j0] = total * (exact_weight * (S(1) - z) + diagonal[j]);
       }
     }
     if (grad_initial)
@@ -244,10 +246,12 @@ void min_lstm_forward_kernel(const S* k, const S* initial, S* h, int64_t batch, 
 
 template <typename S, bool normalize>  // normalize is a template argument so that the loops vectorize
 void min_lstm_backward_kernel(const S* grad, const S* k, const S* h, const S* initial, S* grad_k, S* grad_initial,
-                              int64_t batch, int64_t length, int64_t width) {
+                              int64_t batch, int64_t length, int64_t width, bool exact, const S* feedback) {
   for_each_lane(batch, width, [&](int64_t n, int64_t j0, int64_t j1) {
     S carry[kBlock], zeros[kBlock];
     for (int64_t j = j0; j < j1; ++j) carry[j - j0] = zeros[j - j0] = S(0);
+    const S exact_weight = exact ? S(1) : S(0);
+    const S* diagonal = feedback ? feedback : zeros - j0;
     for (int64_t t = length - 1; t >= 0; --t) {
       const int64_t row = (n * length + t) * width;
       const S* hidden = k + 3 * row;
@@ -269,7 +273,7 @@ void min_lstm_backward_kernel(const S* grad, const S* k, const S* h, const S* in
         const S i_scale = normalize ? -grad_f_out * f * inverse_sum_squared : total * candidate;
         grad_hidden[width + j] = grad_f_out * f_scale * f * (S(1) - f);
         grad_hidden[2 * width + j] = i_scale * i * (S(1) - i);
-        carry[j - j0] = total * f_out;
+        carry[j - j0] = total * (exact_weight * f_out + diagonal[j]);
       }
     }
     if (grad_initial)
@@ -307,8 +311,10 @@ torch::Tensor min_rnn_forward(const std::string& cell, torch::Tensor projected, 
 
 std::vector<torch::Tensor> min_rnn_backward(const std::string& cell, torch::Tensor grad, torch::Tensor projected,
                                             torch::Tensor h, c10::optional<torch::Tensor> initial, bool normalize,
-                                            bool need_grad_initial) {
+                                            bool need_grad_initial, c10::optional<torch::Tensor> feedback,
+                                            bool exact) {
   check_sequence(grad, "grad");
+  TORCH_CHECK(!(exact && data_or_null(feedback)), "exact gradients take no feedback diagonal");
   const int64_t per_unit = gates_per_unit(cell);
   const int64_t batch = h.size(0), length = h.size(1), width = h.size(2);
   auto grad_projected = torch::empty_like(projected);
@@ -316,18 +322,19 @@ std::vector<torch::Tensor> min_rnn_backward(const std::string& cell, torch::Tens
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "min_rnn_backward", [&] {
     const auto* start = static_cast<const scalar_t*>(data_or_null(initial));
     auto* grad_start = need_grad_initial ? grad_initial.data_ptr<scalar_t>() : nullptr;
+    const auto* diagonal = static_cast<const scalar_t*>(data_or_null(feedback));
     if (per_unit == 2)
       min_gru_backward_kernel<scalar_t>(grad.data_ptr<scalar_t>(), projected.data_ptr<scalar_t>(),
                                         h.data_ptr<scalar_t>(), start, grad_projected.data_ptr<scalar_t>(),
-                                        grad_start, batch, length, width);
+                                        grad_start, batch, length, width, exact, diagonal);
     else if (normalize)
       min_lstm_backward_kernel<scalar_t, true>(grad.data_ptr<scalar_t>(), projected.data_ptr<scalar_t>(),
                                                h.data_ptr<scalar_t>(), start, grad_projected.data_ptr<scalar_t>(),
-                                               grad_start, batch, length, width);
+                                               grad_start, batch, length, width, exact, diagonal);
     else
       min_lstm_backward_kernel<scalar_t, false>(grad.data_ptr<scalar_t>(), projected.data_ptr<scalar_t>(),
                                                 h.data_ptr<scalar_t>(), start, grad_projected.data_ptr<scalar_t>(),
-                                                grad_start, batch, length, width);
+                                                grad_start, batch, length, width, exact, diagonal);
   });
   return {grad_projected, grad_initial};
 }
@@ -338,5 +345,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("scan_forward", &scan_forward, "h_t = a_t h_{t-1} + b_t over (B, T, F), real or complex");
   m.def("scan_backward", &scan_backward, "gradients of scan_forward: (grad_b, grad_a, grad_initial)");
   m.def("min_rnn_forward", &min_rnn_forward, "minGRU / minLSTM gates + recurrence in one pass");
-  m.def("min_rnn_backward", &min_rnn_backward, "gradient of min_rnn_forward w.r.t. projected and initial");
+  m.def("min_rnn_backward", &min_rnn_backward,
+        "gradient of min_rnn_forward w.r.t. projected and initial: exact, or DSF's with a feedback diagonal "
+        "(none: truncated)");
 }
