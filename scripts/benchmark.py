@@ -44,7 +44,7 @@ from sequence_models.feedback import GRADIENT_MODES
 from sequence_models.lru import LRU
 from sequence_models.min_rnn import MinGRU, MinLSTM
 from sequence_models.profiling import Measurement, measure_in_turns
-from sequence_models.scan import linear_scan, scan_log_space, scan_reference
+from sequence_models.scan import ScanBackend, linear_scan, scan_log_space, scan_reference, use_scan_backend
 from sequence_models.training_run import pick_device
 
 Suite = Literal["layers", "gradient-modes", "precision", "agent", "long-context", "all"]
@@ -75,6 +75,8 @@ class Args:
     """cpu, cuda, cuda:1 ... or auto (cuda when available)"""
     cpu_threads: int = 0
     """torch CPU threads (0: torch's default, one per core; 1 on a shared machine)"""
+    scan_backend: ScanBackend = "auto"
+    """scan kernels for every layer: auto (fused C++ on CPU, Triton on CUDA), cpu, triton or torch"""
     out_dir: Path = Path("benchmarks")
     plots: bool = True
     """write PNG plots (needs matplotlib: pip install -e ".[plots]")"""
@@ -610,7 +612,8 @@ def main(args: Args) -> None:
     if args.cpu_threads:
         torch.set_num_threads(args.cpu_threads)
     device = pick_device(args.device)
-    header = describe_machine(device)
+    scan = use_scan_backend(args.scan_backend, device)
+    header = f"{describe_machine(device)}; scan backend {scan}"
     print(header)
     run_suite(args, device, header)
 
