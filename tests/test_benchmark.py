@@ -3,25 +3,14 @@ the rows), and the ratio / target arithmetic on hand-made rows. Timings are neve
 
 import builtins
 import csv
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.script_loading import load_script
 
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(f"_script_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module's names through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _script("benchmark")
+bench = load_script("benchmark")
 TINY_LAYERS = dict(dim=16, batch=2, repeats=1, cpu_threads=0)
 TINY_AGENT = dict(backbones=("transformer", "mingru", "lru"), embed=16, n_layers=1, episodes=2, baseline_episodes=1,
                   max_steps=8, train_steps=1, train_batch=4, latency_batches=(1, 3), latency_steps=2,

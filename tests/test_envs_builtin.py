@@ -1,7 +1,5 @@
 """Built-in datasets and make_dataset: real Minari datasets, read back by minari; nothing half-written."""
 
-import importlib.util
-import sys
 import time
 from pathlib import Path
 
@@ -15,8 +13,8 @@ from envs.dataset_writing import rollout_episodes, write_minari_dataset
 from envs.eval_env import make_eval_env, make_eval_vector_env
 from envs.scripted_controllers import DoublePendulumLQR
 from envs.trajectory_store import TrajectoryStore
+from tests.script_loading import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_dataset.py"
 
 
 @pytest.fixture(autouse=True)
@@ -27,14 +25,6 @@ def minari_root(tmp_path, monkeypatch):
 
 def leftovers(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("make_dataset", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_default_builtin_is_quick_and_its_returns_spread():
@@ -65,7 +55,7 @@ def test_lqr_controller_balances_and_random_does_not():
 
 
 def test_make_dataset_random_recording_read_back_by_minari(minari_root):
-    module = load_script()
+    module = load_script("make_dataset")
     module.main(module.Args(dataset_id="local/reacher/random-v0", env_id="Reacher-v5", num_episodes=4, seed=5))
     dataset = minari.load_dataset("local/reacher/random-v0")
     assert (dataset.total_episodes, dataset.total_steps) == (4, 200)

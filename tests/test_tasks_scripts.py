@@ -1,26 +1,18 @@
 """The two training scripts end to end on tiny settings: files written, checkpoint loadable without
 code execution, resume continues, the markdown table printed."""
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from tests.script_loading import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(f"_script_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module's names through sys.modules
-    spec.loader.exec_module(module)
-    return module
 
 
 def _check_run(run_dir: Path, steps: int):
@@ -35,7 +27,7 @@ def _check_run(run_dir: Path, steps: int):
 
 
 def test_train_copy_runs_and_resumes(tmp_path, capsys):
-    script = _script("train_copy")
+    script = load_script("train_copy")
     flags = ["--runs-dir", str(tmp_path), "--run-name", "c", "--seq-len", "8", "--n-memorize", "2",
              "--batch-size", "8", "--log-every", "2", "--eval-every", "3", "--eval-examples", "16",
              "--test-examples", "16", "backbone:mingru", "--backbone.d-model", "16", "--backbone.n-layers", "1"]
@@ -55,7 +47,7 @@ def test_train_copy_runs_and_resumes(tmp_path, capsys):
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared corpora not found at {SHARED}")
 @pytest.mark.parametrize("batching", ["window", "stream"])
 def test_train_lm_runs_and_resumes(tmp_path, capsys, batching):
-    script = _script("train_lm")
+    script = load_script("train_lm")
     flags = ["--runs-dir", str(tmp_path), "--run-name", "l", "--data-dir", str(SHARED / "tinyshakespeare"),
              "--batching", batching, "--seq-len", "16", "--batch-size", "4", "--eval-batch-size", "2048",
              "--log-every", "2", "--eval-every", "2", "--eval-batches", "1", "--warmup-steps", "1",
@@ -70,7 +62,7 @@ def test_train_lm_runs_and_resumes(tmp_path, capsys, batching):
 
 
 def test_train_lm_presets():
-    script = _script("train_lm")
+    script = load_script("train_lm")
     nano = script.parse_args(["--preset", "shakespeare-char"])
     assert nano.backbone.name == "transformer" and (nano.backbone.d_model, nano.backbone.n_layers) == (384, 6)
     assert (nano.seq_len, nano.batch_size, nano.steps) == (256, 64, 5000)
@@ -89,7 +81,7 @@ def test_train_lm_presets():
 
 
 def test_train_lm_schedules():
-    script = _script("train_lm")
+    script = load_script("train_lm")
     ptb = script.Args(schedule="step", warmup_steps=0, lr_step_epochs=10, lr_gamma=0.1, steps=0, epochs=30)
     spe = 7  # batches per epoch
     factors = [script.lr_factor(s, ptb, 30 * spe, spe) for s in (0, 10 * spe - 1, 10 * spe, 20 * spe, 30 * spe - 1)]
