@@ -449,15 +449,18 @@ def write_plots(stem: str, tables: dict[str, list[dict]], out_dir: Path) -> list
         memory = "CUDA peak" if any(r["cuda_peak_MiB"] != "" for r in exact) else "saved-tensor peak"
         exact = [{**r, "memory": peak_memory(r)} for r in exact]
         fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+        cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        names = list(dict.fromkeys(r["layer"] for r in exact))
+        color = {name: cycle[i % len(cycle)] for i, name in enumerate(names)}  # one colour per layer in every panel
         for key, (xs, ys) in _series(exact, ["layer"], "T", "ms").items():
-            axes[0].plot(xs, ys, marker="o", label=_label(key))
+            axes[0].plot(xs, ys, marker="o", label=_label(key), color=color[key[0]])
         for key, (xs, ys) in _series([r for r in ratios if r["layer"] != FUSED], ["layer"], "T", "speedup_vs_fused_GRU").items():
-            line, = axes[1].plot(xs, ys, marker="o", label=_label(key))
+            axes[1].plot(xs, ys, marker="o", label=_label(key), color=color[key[0]])
             looped = _series([r for r in ratios if r["layer"] == key[0]], ["layer"], "T", "speedup_vs_looped_GRU")
             for lx, ly in looped.values():
-                axes[1].plot(lx, ly, marker="x", linestyle="--", color=line.get_color())
+                axes[1].plot(lx, ly, marker="x", linestyle="--", color=color[key[0]])
         for key, (xs, ys) in _series(exact, ["layer"], "T", "memory").items():
-            axes[2].plot(xs, ys, marker="o", label=_label(key))
+            axes[2].plot(xs, ys, marker="o", label=_label(key), color=color[key[0]])
         axes[0].set(xscale="log", yscale="log", xlabel="sequence length T", ylabel="fwd+bwd time (ms)", title="runtime")
         axes[1].set(xscale="log", yscale="log", xlabel="sequence length T", ylabel="speed-up (x)",
                     title="speed-up over nn.GRU (solid) and the looped GRU cell (dashed)")
