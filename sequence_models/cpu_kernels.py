@@ -12,6 +12,7 @@ The kernels are raw passes (no autograd); scan.py and min_rnn.py wrap them in au
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 import warnings
@@ -64,11 +65,11 @@ def load():
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
     """(B, T, *features) -> contiguous (B, T, F)."""
-    return t.reshape(t.shape[0], t.shape[1], -1).contiguous()
+    return t.reshape(t.shape[0], t.shape[1], math.prod(t.shape[2:])).contiguous()
 
 
 def _flat_state(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
-    return None if t is None else t.reshape(like.shape[0], -1).to(like.dtype).contiguous()
+    return None if t is None else t.reshape(like.shape[0], like.shape[2]).to(like.dtype).contiguous()
 
 
 class LinearScan(torch.autograd.Function):
@@ -83,7 +84,8 @@ class LinearScan(torch.autograd.Function):
     def forward(ctx, a, b, initial_state, reverse):
         kernels = load()
         b_flat = _flat(b)
-        a_flat = a[0, 0].reshape(-1).contiguous() if a.stride(0) == a.stride(1) == 0 else _flat(a)
+        constant = a.stride(0) == a.stride(1) == 0 and a.shape[0] > 0 and a.shape[1] > 0
+        a_flat = a[0, 0].reshape(-1).contiguous() if constant else _flat(a)
         start = _flat_state(initial_state, b_flat)
         h = kernels.scan_forward(a_flat, b_flat, start, reverse)
         ctx.reverse = reverse

@@ -130,7 +130,7 @@ def _default_chunk_size(length: int) -> int:
 
 
 def _sequential_in_place(h: torch.Tensor, a: torch.Tensor, initial_state: torch.Tensor | None) -> None:
-    if initial_state is not None:
+    if initial_state is not None and h.shape[1] > 0:
         h[:, 0].addcmul_(a[:, 0], initial_state)
     for t in range(1, h.shape[1]):
         h[:, t].addcmul_(a[:, t], h[:, t - 1])

@@ -131,3 +131,13 @@ def test_backend_selection(backend, monkeypatch):
         scan_backend_for(torch.device("cpu"))
     backend("auto")
     assert scan_backend_for(torch.device("cpu")) == "torch"
+
+
+@pytest.mark.parametrize("name", ["torch", "auto"])
+def test_empty_sequences_scan_to_empty_states(backend, name):
+    backend(name)
+    a, b = torch.rand(2, 0, 3, requires_grad=True), torch.randn(2, 0, 3, requires_grad=True)
+    h = linear_scan(a, b, torch.randn(2, 3))
+    assert h.shape == (2, 0, 3)
+    h.sum().backward()
+    assert b.grad.shape == (2, 0, 3)
