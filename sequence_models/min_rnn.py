@@ -110,20 +110,25 @@ class _MinRNN(nn.Module):
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         check_sequence(x, self.dim, type(self).__name__)
         h0 = self._start(state, x.shape[0])
-        if self.scan == "linear" and scan_backend_for(x.device) == "cpu":
-            h = self._fused_states(x, h0)
+        backend = scan_backend_for(x.device) if self.scan == "linear" else None
+        if backend in ("cpu", "triton"):
+            h = self._fused_states(x, h0, backend)
         elif self.gradient == "bptt":
             h = self._states(x, h0)
         else:
             h = self._states_with_feedback(x, h0)
         return self.to_out(h.to(x.dtype)), h[:, -1]
 
-    fused_cell = ""  # the cell name of cpu_kernels.MinRNNScan
+    fused_cell = ""  # the cell name of cpu_kernels.MinRNNScan / min_rnn_triton.TritonMinRNNScan
     normalize = False
 
-    def _fused_states(self, x: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
-        """The CPU kernel: gates + recurrence in one pass, and its backward (exact, or DSF's) in one."""
-        from .cpu_kernels import MinRNNScan
+    def _fused_states(self, x: torch.Tensor, h0: torch.Tensor | None, backend: str = "cpu") -> torch.Tensor:
+        """The fused kernel of `backend` ("cpu": csrc/scan_cpu.cpp, "triton": min_rnn_triton.py on
+        CUDA): gates + recurrence in one pass, and its backward (exact, or DSF's) in one."""
+        if backend == "triton":
+            from .min_rnn_triton import TritonMinRNNScan as MinRNNScan
+        else:
+            from .cpu_kernels import MinRNNScan
 
         projected = at_least_float32(self.project(x))
         h0 = None if h0 is None else h0.to(projected.dtype)
@@ -136,7 +141,7 @@ class _MinRNN(nn.Module):
         return linear_scan(*self.coefficients(self.project(x)), h0)
 
     def _states_with_feedback(self, x: torch.Tensor, h0: torch.Tensor | None) -> torch.Tensor:
-        """dsf / truncated off the CPU kernel: the exact states by the scan without a graph; the
+        """dsf / truncated off the fused kernels: the exact states by the scan without a graph; the
         backward is DSF's (feedback.py) through the one-step cell h_t = a(x_t) h_{t-1} + b(x_t)."""
         with torch.no_grad():
             h = self._states(x, h0)

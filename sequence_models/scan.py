@@ -17,10 +17,11 @@ float32 even under autocast, and is differentiable.
 
 Backends of `linear_scan` (and of minGRU / minLSTM, which fuse their gates into the same pass):
 "cpu" runs the fused C++ kernels of cpu_kernels.py (one pass forward, one reverse pass backward,
-all cores), "triton" the Triton kernel of scan_triton.py on CUDA, "torch" the chunked pure-PyTorch
-scan here. "auto" (default) picks cpu on CPU tensors where the kernels build, triton on CUDA where
-Triton imports, torch otherwise. `set_scan_backend` (the scripts' --scan-backend flag) overrides it
-for the process; every backend computes the same values and gradients (tests/test_scan_backends.py).
+all cores), "triton" the Triton kernels of scan_triton.py and min_rnn_triton.py on CUDA, "torch"
+the chunked pure-PyTorch scan here. "auto" (default) picks cpu on CPU tensors where the kernels
+build, triton on CUDA where Triton imports, torch otherwise. `set_scan_backend` (the scripts'
+--scan-backend flag) overrides it for the process; every backend computes the same values and
+gradients (tests/test_scan_backends.py, tests/test_min_rnn_triton.py).
 """
 
 from __future__ import annotations
