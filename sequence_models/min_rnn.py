@@ -62,6 +62,9 @@ class _MinRNN(nn.Module):
     feedback.add_gradient_mode.
     """
 
+    fused_cell = ""  # the cell name of cpu_kernels.MinRNNScan / min_rnn_triton.TritonMinRNNScan
+    normalize = False  # MinLSTM's f/(f+i) option; the fused kernels read it for both cells
+
     def __init__(
         self,
         dim: int,
@@ -118,9 +121,6 @@ class _MinRNN(nn.Module):
         else:
             h = self._states_with_feedback(x, h0)
         return self.to_out(h.to(x.dtype)), h[:, -1]
-
-    fused_cell = ""  # the cell name of cpu_kernels.MinRNNScan / min_rnn_triton.TritonMinRNNScan
-    normalize = False
 
     def _fused_states(self, x: torch.Tensor, h0: torch.Tensor | None, backend: str = "cpu") -> torch.Tensor:
         """The fused kernel of `backend` ("cpu": csrc/scan_cpu.cpp, "triton": min_rnn_triton.py on
