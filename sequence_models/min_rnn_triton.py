@@ -134,8 +134,9 @@ if triton is not None:
             t = T - 1 - step
             total = tl.load(g_row, mask=mask, other=0.0) + carry
             # h_{t-1}: the saved state one row up, or the initial state (zeros) at t = 0
-            h_previous = tl.load(h_row - width, mask=mask & (t > 0), other=0.0)
-            h_previous = tl.where(t > 0, h_previous, h_first)
+            not_first = (feats * 0 + t) > 0  # a block, not a scalar: the triton 3.9 interpreter's masks must be
+            h_previous = tl.load(h_row - width, mask=mask & not_first, other=0.0)
+            h_previous = tl.where(not_first, h_previous, h_first)
             hidden = tl.load(k_row, mask=mask, other=0.0)
             sig_hidden = 1.0 / (1.0 + tl.exp(-hidden))
             candidate = tl.where(hidden >= 0, hidden + 0.5, sig_hidden)
