@@ -90,20 +90,20 @@ class LinearScan(torch.autograd.Function):
         h = kernels.scan_forward(a_flat, b_flat, start, reverse)
         ctx.reverse = reverse
         ctx.save_for_backward(a_flat, h, start)
-        ctx.shapes = (a.shape, None if initial_state is None else initial_state.shape)
+        ctx.shapes = (b.shape, None if initial_state is None else initial_state.shape)  # a has b's shape
         return h.view(b.shape)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h):
         a, h, start = ctx.saved_tensors
-        a_shape, state_shape = ctx.shapes  # a constant diagonal's gradient stays (B, T, F): autograd sums it
+        shape, state_shape = ctx.shapes  # a constant diagonal's gradient stays (B, T, F): autograd sums it
         grad_b, grad_a, grad_start = load().scan_backward(
             _flat(grad_h), a, h, start, ctx.reverse, ctx.needs_input_grad[0], ctx.needs_input_grad[2]
         )
-        grad_a = grad_a.view(a_shape) if ctx.needs_input_grad[0] else None
+        grad_a = grad_a.view(shape) if ctx.needs_input_grad[0] else None
         grad_start = grad_start.view(state_shape) if ctx.needs_input_grad[2] else None
-        return grad_a, grad_b.view(a_shape), grad_start, None
+        return grad_a, grad_b.view(shape), grad_start, None
 
 
 class MinRNNScan(torch.autograd.Function):

@@ -18,10 +18,7 @@
 
 namespace {
 
-#ifndef SCAN_BLOCK
-#define SCAN_BLOCK 64
-#endif
-constexpr int64_t kBlock = SCAN_BLOCK;
+constexpr int64_t kBlock = 64;
 
 template <typename F>
 void for_each_lane(int64_t batch, int64_t width, const F& lane) {
