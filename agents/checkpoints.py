@@ -17,10 +17,7 @@ from agents.config import AgentConfig, from_plain
 from agents.model import DecisionModel
 from envs.reference_scores import ReferenceScore
 from envs.trajectory_store import TrajectoryStore
-from sequence_models.training_run import CheckpointError, load_checkpoint
-
-FORMAT_VERSION = 1
-
+from sequence_models.training.checkpoint import CheckpointError, load_checkpoint
 
 def dataset_info(store: TrajectoryStore) -> dict[str, Any]:
     """Everything evaluation needs to know about the training dataset, as plain data."""

@@ -23,7 +23,7 @@ import yaml
 
 from envs.builtin_datasets import DEFAULT_DATASET_ID
 from sequence_models.backbone import BackboneChoice, BackboneConfig, MinGRUConfig, TransformerConfig, backbone_config
-from sequence_models.scan import ScanBackend
+from sequence_models.kernels.backend import ScanBackend
 
 PRESET_NAMES = ("quick", *(f"{env}-{quality}" for env in ("hopper", "halfcheetah", "walker2d")
                            for quality in ("simple", "medium", "expert")))

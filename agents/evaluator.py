@@ -45,7 +45,7 @@ from agents.model import DecisionModel
 from envs.eval_env import make_eval_vector_env
 from envs.reference_scores import ReferenceScore
 from sequence_models.attention import KVCache
-from sequence_models.distributed import Context, all_gather_object, shard
+from sequence_models.training.distributed import Context, all_gather_object, shard
 
 
 @dataclass

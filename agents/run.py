@@ -27,18 +27,21 @@ from gymnasium.envs.registration import EnvSpec
 from tqdm import tqdm
 
 from agents.checkpoints import (
-    FORMAT_VERSION, build_model, check_shapes, dataset_info, finite_parameters, read_agent_checkpoint, reference_of,
+    build_model, check_shapes, dataset_info, finite_parameters, read_agent_checkpoint, reference_of,
 )
 from agents.config import AgentConfig, describe_backbone, to_plain
 from agents.evaluator import EvalReport, evaluate
-from agents.trainer import Trainer, seed_everything
+from agents.trainer import Trainer
+from sequence_models.training.rng import seed_everything
 from envs.builtin_datasets import BUILTIN_DATASETS, ensure_builtin_dataset
 from envs.segment_sampler import SegmentSampler
 from envs.trajectory_store import TrajectoryStore
-from sequence_models import distributed
-from sequence_models.distributed import Context, RankStopped
-from sequence_models.scan import use_scan_backend
-from sequence_models.training_run import CheckpointError, MetricsLog, pick_device, prepare_run_dir, save_checkpoint
+from sequence_models.training import distributed
+from sequence_models.training.distributed import Context, RankStopped
+from sequence_models.kernels.backend import use_scan_backend
+from sequence_models.training.checkpoint import CheckpointError, save_checkpoint
+from sequence_models.training.device import pick_device
+from sequence_models.training_run import MetricsLog, prepare_run_dir
 
 
 class TrainingDiverged(RuntimeError):
@@ -183,7 +186,7 @@ def _train_agent(config: AgentConfig, ctx: Context, quiet: bool) -> dict[str, An
         f"targets {', '.join(f'{t:g}' for t in targets)}")
 
     def payload() -> dict[str, Any]:
-        return {"format_version": FORMAT_VERSION, "trainer": trainer.state_dict(), "model": model.state_dict(),
+        return {"trainer": trainer.state_dict(), "model": model.state_dict(),
                 "config": plain, "dataset_info": info, "targets": list(targets), "best_score": best_score,
                 "best_step": best_step, "best_summary": best_summary}
 

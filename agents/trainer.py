@@ -22,18 +22,17 @@ data only (weights_only loading).
 
 from __future__ import annotations
 
-import random
 import time
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from agents.config import AgentConfig
 from agents.model import DecisionModel
 from envs.segment_sampler import SegmentBatch, SegmentSampler
-from sequence_models.distributed import Context, all_gather_object, all_reduce_mean, wrap_ddp
+from sequence_models.training.distributed import Context, all_gather_object, all_reduce_mean, wrap_ddp
+from sequence_models.training.rng import rng_state, seed_everything, set_rng_state
 from sequence_models.training_run import warmup_cosine
 
 NO_DECAY_NAMES = ("nu_log", "theta_log", "gamma_log", "initial_state", "feedback")
@@ -75,35 +74,6 @@ def masked_action_loss(predicted: torch.Tensor, batch: SegmentBatch) -> torch.Te
     squared = (predicted.float() - batch.actions) ** 2 * mask
     valid = mask.sum() if batch.global_valid is None else batch.global_valid
     return squared.sum() / (valid * predicted.shape[-1]).clamp_min(1)
-
-
-def rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-        "python": list(random.getstate()[1]),
-        "python_gauss": random.getstate()[2],
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"].cpu())
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    random.setstate((3, tuple(state["python"]), state["python_gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 class Trainer:

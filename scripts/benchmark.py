@@ -43,9 +43,10 @@ from sequence_models.classic_rnn import GRU, LSTM, RNN
 from sequence_models.feedback import GRADIENT_MODES
 from sequence_models.lru import LRU
 from sequence_models.min_rnn import MinGRU, MinLSTM
-from sequence_models.profiling import Measurement, measure_in_turns
-from sequence_models.scan import ScanBackend, linear_scan, scan_log_space, scan_reference, use_scan_backend
-from sequence_models.training_run import pick_device
+from sequence_models.benchmarks.profiling import Measurement, measure_in_turns
+from sequence_models.kernels.backend import ScanBackend, use_scan_backend
+from sequence_models.scan import linear_scan, scan_log_space, scan_reference
+from sequence_models.training.device import pick_device
 
 Suite = Literal["layers", "gradient-modes", "precision", "agent", "long-context", "all"]
 LAYER_LENGTHS = (64, 256, 512, 1024, 2048, 4096)

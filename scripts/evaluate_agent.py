@@ -24,7 +24,8 @@ import tyro
 
 from agents.checkpoints import load_agent
 from agents.run import default_targets, run_evaluation
-from sequence_models.training_run import CheckpointError, pick_device
+from sequence_models.training.checkpoint import CheckpointError
+from sequence_models.training.device import pick_device
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ import sys
 
 from agents.config import parse_args
 from agents.run import TrainingDiverged, train_agent
-from sequence_models.distributed import RankStopped
-from sequence_models.training_run import CheckpointError
+from sequence_models.training.distributed import RankStopped
+from sequence_models.training.checkpoint import CheckpointError
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -24,18 +24,12 @@ import torch
 from tqdm import tqdm
 
 from sequence_models.backbone import BackboneChoice, MinGRUConfig
-from sequence_models.scan import ScanBackend, use_scan_backend
+from sequence_models.kernels.backend import ScanBackend, use_scan_backend
 from sequence_models.tasks.language_model import LanguageModel
 from sequence_models.tasks.selective_copy import SelectiveCopy, copy_loss
-from sequence_models.training_run import (
-    MetricsLog,
-    load_checkpoint,
-    pick_device,
-    prepare_run_dir,
-    preset_cli,
-    save_checkpoint,
-    warmup_cosine,
-)
+from sequence_models.training.checkpoint import load_checkpoint, save_checkpoint
+from sequence_models.training.device import pick_device
+from sequence_models.training_run import MetricsLog, prepare_run_dir, preset_cli, warmup_cosine
 
 
 @dataclass(frozen=True)

@@ -41,21 +41,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from sequence_models import distributed
+from sequence_models.training import distributed
 from sequence_models.backbone import BackboneChoice, MinGRUConfig, TransformerConfig, backbone_config
-from sequence_models.distributed import Context, RankStopped
-from sequence_models.scan import ScanBackend, use_scan_backend
+from sequence_models.training.distributed import Context, RankStopped
+from sequence_models.kernels.backend import ScanBackend, use_scan_backend
 from sequence_models.tasks.language_model import LanguageModel, detach_state
 from sequence_models.tasks.text import StreamBatches, WindowSampler, load_corpus, windows
-from sequence_models.training_run import (
-    MetricsLog,
-    load_checkpoint,
-    pick_device,
-    prepare_run_dir,
-    preset_cli,
-    save_checkpoint,
-    warmup_cosine,
-)
+from sequence_models.training.checkpoint import load_checkpoint, save_checkpoint
+from sequence_models.training.device import pick_device
+from sequence_models.training_run import MetricsLog, prepare_run_dir, preset_cli, warmup_cosine
 
 Preset = Literal["cpu-small", "shakespeare-char", "ptb-small", "dsf-ptb", "dsf-wikitext103"]
 

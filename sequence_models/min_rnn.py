@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .feedback import active_feedback, add_gradient_mode, state_feedback
-from .scan import at_least_float32, linear_scan, scan_backend_for, scan_log_space
+from .kernels.backend import scan_backend_for
+from .scan import at_least_float32, linear_scan, scan_log_space
 from .shapes import check_sequence, check_state, check_step
 
 
@@ -126,9 +127,9 @@ class _MinRNN(nn.Module):
         """The fused kernel of `backend` ("cpu": csrc/scan_cpu.cpp, "triton": min_rnn_triton.py on
         CUDA): gates + recurrence in one pass, and its backward (exact, or DSF's) in one."""
         if backend == "triton":
-            from .min_rnn_triton import TritonMinRNNScan as MinRNNScan
+            from .kernels.min_rnn_triton import TritonMinRNNScan as MinRNNScan
         else:
-            from .cpu_kernels import MinRNNScan
+            from .kernels.cpu import MinRNNScan
 
         projected = at_least_float32(self.project(x))
         h0 = None if h0 is None else h0.to(projected.dtype)

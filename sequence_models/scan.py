@@ -16,81 +16,23 @@ Every function accepts `initial_state` (B, *feature) of any sign (None: zeros), 
 float32 even under autocast, and is differentiable.
 
 Backends of `linear_scan` (and of minGRU / minLSTM, which fuse their gates into the same pass):
-"cpu" runs the fused C++ kernels of cpu_kernels.py (one pass forward, one reverse pass backward,
-all cores), "triton" the Triton kernels of scan_triton.py and min_rnn_triton.py on CUDA, "torch"
+"cpu" runs the fused C++ kernels of kernels/cpu.py (one pass forward, one reverse pass backward,
+all cores), "triton" the Triton kernels of kernels/scan_triton.py and kernels/min_rnn_triton.py on CUDA, "torch"
 the chunked pure-PyTorch scan here. "auto" (default) picks cpu on CPU tensors where the kernels
-build, triton on CUDA where Triton imports, torch otherwise. `set_scan_backend` (the scripts'
---scan-backend flag) overrides it for the process; every backend computes the same values and
+build, triton on CUDA where Triton imports, torch otherwise. `kernels.backend.set_scan_backend` (the
+scripts' --scan-backend flag) overrides it for the process; every backend computes the same values and
 gradients (tests/test_scan_backends.py, tests/test_min_rnn_triton.py).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
 
 import torch
 
+from .kernels.backend import scan_backend_for
+
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-ScanBackend = Literal["auto", "cpu", "triton", "torch"]
-SCAN_BACKENDS: tuple[str, ...] = get_args(ScanBackend)
-_backend = "auto"
-
-
-def set_scan_backend(name: str) -> None:
-    """Choose the scan implementation for this process: auto, cpu, triton or torch (see module doc)."""
-    global _backend
-    if name not in SCAN_BACKENDS:
-        raise ValueError(f"unknown scan backend {name!r}; choose one of {', '.join(SCAN_BACKENDS)}")
-    _backend = name
-
-
-def use_scan_backend(name: str, device: torch.device) -> str:
-    """set_scan_backend(name), then check it runs on `device` (before any work); returns what runs there."""
-    set_scan_backend(name)
-    return scan_backend_for(device)
-
-
-def get_scan_backend() -> str:
-    return _backend
-
-
-def scan_backend_for(device: torch.device) -> str:
-    """The backend that runs on `device` under the current setting: "cpu", "triton" or "torch".
-
-    An explicit choice that cannot run on `device` (cpu kernels for a CUDA tensor, triton on CPU,
-    or kernels that failed to build) is an error, not a silent fallback.
-    """
-    from . import cpu_kernels
-
-    if _backend == "torch":
-        return "torch"
-    on_cpu = device.type == "cpu"
-    if _backend == "cpu":
-        if not on_cpu:
-            raise ValueError(f"scan backend 'cpu' runs CPU tensors only, got a tensor on {device}")
-        if cpu_kernels.load() is None:
-            raise RuntimeError("scan backend 'cpu' was asked for but its kernels could not be built (see the warning)")
-        return "cpu"
-    if _backend == "triton":
-        if not _triton_available(device):
-            raise ValueError(f"scan backend 'triton' needs a CUDA tensor and an importable triton, got {device}")
-        return "triton"
-    if on_cpu and cpu_kernels.load() is not None:
-        return "cpu"
-    if device.type == "cuda" and _triton_available(device):
-        return "triton"
-    return "torch"
-
-
-def _triton_available(device: torch.device) -> bool:
-    if device.type != "cuda":
-        return False
-    from .scan_triton import triton_available
-
-    return triton_available(device)
-
 
 def at_least_float32(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype in _LOW_PRECISION else t
@@ -236,11 +178,11 @@ def linear_scan(
         initial_state = at_least_float32(initial_state).to(a.dtype)
     backend = scan_backend_for(b.device)
     if backend == "cpu":
-        from .cpu_kernels import LinearScan
+        from .kernels.cpu import LinearScan
 
         return LinearScan.apply(a, b, initial_state, reverse)
     if backend == "triton":
-        from .scan_triton import triton_linear_scan
+        from .kernels.scan_triton import triton_linear_scan
 
         return triton_linear_scan(a, b, initial_state, reverse=reverse)
     if reverse:

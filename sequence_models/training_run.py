@@ -15,23 +15,11 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
-import torch
 import tyro
 import yaml
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' is CUDA when available, else CPU; anything else is passed to torch.device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu or auto")
-    return device
 
 
 def preset_cli(config_class, presets: dict, default_preset: str, argv: list[str] | None = None, description: str | None = None):
@@ -89,31 +77,3 @@ class MetricsLog:
         self.close()
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read (corrupt, truncated, not a checkpoint) or does not fit."""
-
-
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """torch.save to a temporary file, then rename: a crash mid-save never leaves a truncated file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """torch.load(weights_only=True); a clear CheckpointError naming the file when it cannot be read."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged file
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-            "it is corrupt, truncated or not a checkpoint written by this project"
-        ) from e
-    if not isinstance(payload, dict):
-        raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, not a checkpoint dict")
-    return payload

@@ -11,7 +11,7 @@ import torch
 import agents.trainer
 from agents.checkpoints import load_agent
 from agents.run import TrainingDiverged, train_agent
-from sequence_models.training_run import CheckpointError, load_checkpoint
+from sequence_models.training.checkpoint import CheckpointError, load_checkpoint
 from tests.agent_helpers import tiny_config
 
 N = 3

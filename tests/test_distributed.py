@@ -21,8 +21,8 @@ from agents.run import train_agent
 from envs.builtin_datasets import DEFAULT_DATASET_ID, ensure_builtin_dataset
 from envs.segment_sampler import SegmentSampler
 from envs.trajectory_store import TrajectoryStore
-from sequence_models.distributed import Context, shard
-from sequence_models.training_run import load_checkpoint
+from sequence_models.training.distributed import Context, shard
+from sequence_models.training.checkpoint import load_checkpoint
 from tests.agent_helpers import TINY, tiny_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,10 +15,12 @@ import importlib.util
 import pytest
 import torch
 
-from sequence_models import cpu_kernels, min_rnn
+from sequence_models import min_rnn
+from sequence_models.kernels import cpu as cpu_kernels
 from sequence_models.min_rnn import MinGRU, MinLSTM
-from sequence_models.min_rnn_triton import TritonMinRNNScan
-from sequence_models.scan import get_scan_backend, scan_reference, set_scan_backend
+from sequence_models.kernels.min_rnn_triton import TritonMinRNNScan
+from sequence_models.kernels.backend import get_scan_backend, set_scan_backend
+from sequence_models.scan import scan_reference
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
@@ -253,7 +255,7 @@ def test_kernels_compile_ahead_of_time_for_sm90(monkeypatch, dtype):
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from sequence_models import min_rnn_triton
+    from sequence_models.kernels import min_rnn_triton
 
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     flags = dict(LSTM=True, NORMALIZE=True, HAS_INIT=True, EXACT=True, HAS_FEEDBACK=False, GRAD_INIT=True, BLOCK=128)

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from sequence_models.scan import get_scan_backend, linear_scan, scan_log_space, scan_reference, set_scan_backend
+from sequence_models.kernels.backend import get_scan_backend, set_scan_backend
+from sequence_models.scan import linear_scan, scan_log_space, scan_reference
 
 
 @pytest.fixture(autouse=True, params=["torch", "auto"])

@@ -4,10 +4,11 @@ path and the float64 loop, for the raw scan and for minGRU / minLSTM / LRU; back
 import pytest
 import torch
 
-from sequence_models import cpu_kernels
+from sequence_models.kernels import cpu as cpu_kernels
 from sequence_models.lru import LRU
 from sequence_models.min_rnn import MinGRU, MinLSTM
-from sequence_models.scan import get_scan_backend, linear_scan, scan_backend_for, scan_reference, set_scan_backend
+from sequence_models.kernels.backend import get_scan_backend, scan_backend_for, set_scan_backend
+from sequence_models.scan import linear_scan, scan_reference
 
 needs_kernels = pytest.mark.skipif(cpu_kernels.load() is None, reason="the CPU kernels could not be built here")
 

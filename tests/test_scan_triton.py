@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from sequence_models.scan import scan_reference
-from sequence_models.scan_triton import triton_available, triton_linear_scan, triton_linear_scan_no_grad
+from sequence_models.kernels.scan_triton import triton_available, triton_linear_scan, triton_linear_scan_no_grad
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")

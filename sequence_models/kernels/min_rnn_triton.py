@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import torch
 
-from .scan import at_least_float32
+from ..scan import at_least_float32
 from .scan_triton import interpreter_enabled, triton_available
 
 try:  # Triton is optional: CPU-only installs and non-Linux platforms may not have it.
