@@ -1,9 +1,9 @@
 """Agent checkpoints: what they hold, and loading one back into a DecisionModel safely.
 
-A checkpoint is a dict of tensors and plain data (torch.load(weights_only=True) reads it, so it never
-runs code): the trainer's state (model, optimizer, scheduler, sampler, RNGs, step), the config as
-plain data, and `dataset_info`: the observation/action sizes, the env to evaluate in (its EnvSpec
-as JSON) and the reference that normalizes returns. Evaluating a checkpoint needs no dataset.
+A checkpoint is the training core's (sequence_models/training/loop.py: step, model, trainer, task,
+config, best), a dict of tensors and plain data that torch.load(weights_only=True) reads, so it
+never runs code, plus `dataset_info`: the observation/action sizes, the env to evaluate in and the
+reference that normalizes returns. Evaluating a checkpoint needs no dataset.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from typing import Any
 
 import torch
 
-from agents.config import AgentConfig, from_plain
+from agents.config import AgentConfig
 from agents.model import DecisionModel
 from envs.reference_scores import ReferenceScore
 from envs.trajectory_store import TrajectoryStore
 from sequence_models.training.checkpoint import CheckpointError, load_checkpoint
+from sequence_models.training.config import ConfigError, from_plain
 
 def dataset_info(store: TrajectoryStore) -> dict[str, Any]:
     """Everything evaluation needs to know about the training dataset, as plain data."""
@@ -81,7 +82,10 @@ def read_agent_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
 def load_agent(path: str | Path, device: str | torch.device = "cpu") -> tuple[DecisionModel, AgentConfig, dict[str, Any]]:
     """(model in eval mode on device, its config, dataset_info) from a checkpoint."""
     payload = read_agent_checkpoint(path, device)
-    config = from_plain(payload["config"])
+    try:
+        config = from_plain(AgentConfig, payload["config"], where=f"checkpoint {path}: config")
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
     info = payload["dataset_info"]
     model = build_model(config, info)
     try:
@@ -89,8 +93,3 @@ def load_agent(path: str | Path, device: str | torch.device = "cpu") -> tuple[De
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint {path} does not fit the model its config describes: {e}") from e
     return model.to(device).eval(), config, info
-
-
-def finite_parameters(model: torch.nn.Module) -> bool:
-    """True when every parameter is finite (one host sync)."""
-    return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())

@@ -1,29 +1,21 @@
-"""The agent's configuration: one frozen dataclass (tyro turns it into flags), presets, plain-data I/O.
+"""The agent's configuration: one frozen dataclass (tyro turns it into flags) and its presets.
 
-Presets are complete sets of defaults applied before the flags (the same scheme as scripts/train_lm.py):
+It nests the training core's RunConfig (seed, device, run name, cadence, resume, ...) and
+OptimConfig (lr, schedule, clip, ...) without a prefix, so every flag is flat: `--seed 1 --lr 3e-4`.
 `--preset hopper-medium` takes the DT paper's settings for Minari's mujoco/hopper/medium-v0, and any
-flag after it overrides one field. `--config runs/NAME/config.yaml` does the same with a finished
-run's config, which is how a config.yaml re-runs its run. Naming `backbone:NAME` keeps the preset's
-backbone fields when NAME is the preset's backbone and starts from NAME's defaults otherwise.
-
-`to_plain` / `from_plain` turn a config into dicts, lists and numbers (for config.yaml and for
-checkpoints, which must load with weights_only=True) and back.
+flag after it overrides one field; `--config runs/NAME/config.yaml` does the same with a finished
+run's config (sequence_models/training/config.py: parse_config). Naming `backbone:NAME` keeps the
+preset's backbone fields when NAME is the preset's backbone and starts from NAME's defaults otherwise.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Literal
-
-import tyro
-import yaml
+from typing import Callable, ClassVar, Literal
 
 from envs.builtin_datasets import DEFAULT_DATASET_ID
-from sequence_models.backbone import BackboneChoice, BackboneConfig, MinGRUConfig, TransformerConfig, backbone_config
-from sequence_models.kernels.backend import ScanBackend
+from sequence_models.backbone import BackboneChoice, BackboneConfig, MinGRUConfig, TransformerConfig
+from sequence_models.training.config import Optim, OptimConfig, Run, RunConfig, check, parse_config
 
 PRESET_NAMES = ("quick", *(f"{env}-{quality}" for env in ("hopper", "halfcheetah", "walker2d")
                            for quality in ("simple", "medium", "expert")))
@@ -42,6 +34,9 @@ class AgentConfig:
     """Minari dataset id (builtin/... datasets are made locally, offline)"""
     download: bool = False
     """download the dataset from the Minari server when it is not local (needs internet)"""
+    allow_foreign_env: bool = False
+    """accept an env spec (from the dataset or a checkpoint) whose entry point or wrappers are not Gymnasium's
+    registered ones: that imports and runs code the file names. Only for files you trust"""
     return_scale: float = 1e-3
     """R̂ is multiplied by this before embedding (DT: 1/1000)"""
     state_clip: float = 10.0
@@ -58,49 +53,13 @@ class AgentConfig:
     """training segments start anywhere in an episode (DT, CORL; segments near the end are padded) or
     "fit": within length - K, so segments are full and K >= episode length trains on whole episodes"""
 
-    # optimisation
+    # training
     steps: int = 1000
     """optimizer steps"""
     batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    """AdamW decay on weight matrices; none on norms, embeddings, biases and recurrent parameters"""
-    beta1: float = 0.9
-    beta2: float = 0.999
-    warmup_steps: int = 100
-    """linear warm-up from lr/warmup_steps to lr"""
-    cosine: bool = True
-    """cosine decay to min_lr_ratio x lr after the warm-up (off: constant, as DT)"""
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 0.25
-    """grad-norm clip (0: none)"""
-    amp: bool = True
-    """bfloat16 autocast on CUDA (scans stay float32); ignored on CPU"""
-    compile: bool = False
-    """torch.compile the model for training"""
-    scan_backend: ScanBackend = "auto"
-    """scan kernels: auto (fused C++ on CPU, Triton on CUDA, else PyTorch), cpu, triton or torch"""
-
-    # run
-    seed: int = 0
-    device: str = "auto"
-    """auto (cuda if available), cpu, cuda, cuda:1, ..."""
-    cpu_threads: int = 1
-    """torch threads on CPU (0: torch's default). 1 is fastest for small models, and far faster on a shared machine"""
-    run_name: str = ""
-    """folder under runs_dir (default: <dataset>-<backbone>-<gradient>-s<seed>)"""
-    runs_dir: str = "runs"
-    resume: bool = False
-    """continue runs_dir/run_name from checkpoints/last.pt: same data order, optimizer, schedule and RNG"""
-    log_every: int = 50
-    checkpoint_every: int = 500
-    """steps between writes of checkpoints/last.pt (also written at the end)"""
-    eval_every: int = 0
-    """steps between evaluations (best.pt follows the score); 0: only at the end"""
-    progress: bool = True
-    """show a progress bar"""
-    dist_timeout_s: float = 600.0
-    """under torchrun: seconds a rank waits in a collective for the others before it gives up (a hung rank)"""
+    """segments per step (per rank under torchrun: the global batch is batch_size x ranks)"""
+    run: Run = RunConfig()
+    optim: Optim = OptimConfig()
 
     # evaluation
     eval_targets: tuple[float, ...] = ()
@@ -116,6 +75,11 @@ class AgentConfig:
     eval_kv_steps: int = -1
     """recurrent mode, transformer: steps its KV cache keeps (-1: context_len, the trained span; 0: the whole episode)"""
 
+    RESUMABLE: ClassVar[tuple[str, ...]] = (
+        "steps", "download", "allow_foreign_env", "eval_targets", "eval_episodes", "eval_mode", "eval_vectorization",
+        "eval_max_steps", "eval_kv_steps")
+    """fields a resumed run may change: a longer run, and how it is evaluated"""
+
     def __post_init__(self) -> None:
         problems = []
         if self.context_len < 1:
@@ -124,42 +88,34 @@ class AgentConfig:
             problems.append(f"steps must be >= 1, got {self.steps}")
         if self.batch_size < 1:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            problems.append(f"lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0 or self.grad_clip < 0 or self.warmup_steps < 0:
-            problems.append("weight_decay, grad_clip and warmup_steps must be >= 0")
-        if not 0 <= self.min_lr_ratio <= 1:
-            problems.append(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.return_scale <= 0 or self.state_clip <= 0:
             problems.append("return_scale and state_clip must be > 0")
-        if self.max_ep_len < 0 or self.eval_max_steps < 0 or self.eval_every < 0 or self.cpu_threads < 0:
-            problems.append("max_ep_len, eval_max_steps, eval_every and cpu_threads must be >= 0")
-        if self.log_every < 1 or self.checkpoint_every < 1:
-            problems.append("log_every and checkpoint_every must be >= 1")
+        if self.max_ep_len < 0 or self.eval_max_steps < 0:
+            problems.append("max_ep_len and eval_max_steps must be >= 0")
         if self.eval_kv_steps < -1:
             problems.append(f"eval_kv_steps must be -1 (context_len), 0 (all) or positive, got {self.eval_kv_steps}")
-        if not self.dist_timeout_s > 0:
-            problems.append(f"dist_timeout_s must be > 0, got {self.dist_timeout_s}")
         if self.eval_episodes < 1:
             problems.append(f"eval_episodes must be >= 1, got {self.eval_episodes}")
-        if problems:
-            raise ValueError("; ".join(problems))
+        check(problems)
+
+    def default_run_name(self) -> str:
+        dataset = self.dataset.replace("/", "-").removesuffix("-v0")
+        return f"{dataset}-{self.backbone.name}-{self.backbone.gradient}-s{self.run.seed}"
 
     @property
     def name(self) -> str:
-        if self.run_name:
-            return self.run_name
-        dataset = self.dataset.replace("/", "-").removesuffix("-v0")
-        return f"{dataset}-{self.backbone.name}-{self.backbone.gradient}-s{self.seed}"
+        """The run's folder name before -2, -3, ... are added."""
+        return self.run.run_name or self.default_run_name()
 
 
 def _dt(dataset: str, targets: tuple[float, float], preset: str) -> AgentConfig:
     """The Decision Transformer paper's gym settings (DESIGN.md)."""
     return AgentConfig(
         preset=preset, dataset=dataset, backbone=TransformerConfig(d_model=128, n_layers=3, n_heads=1, dropout=0.1),
-        context_len=20, steps=100_000, batch_size=64, lr=1e-4, weight_decay=1e-4, warmup_steps=10_000,
-        cosine=False, grad_clip=0.25, eval_targets=targets, eval_episodes=10, eval_every=10_000,
-        checkpoint_every=1000, log_every=100, max_ep_len=1000, eval_mode="window", cpu_threads=0,
+        context_len=20, steps=100_000, batch_size=64, max_ep_len=1000, eval_targets=targets, eval_episodes=10,
+        eval_mode="window",
+        run=RunConfig(eval_every=10_000, checkpoint_every=1000, log_every=100, cpu_threads=0),
+        optim=OptimConfig(lr=1e-4, weight_decay=1e-4, warmup_steps=10_000, schedule="constant", grad_clip=0.25),
     )
 
 
@@ -175,48 +131,9 @@ PRESETS: dict[str, Callable[[], AgentConfig]] = {  # keys: PRESET_NAMES
 }
 
 
-def to_plain(config: AgentConfig) -> dict[str, Any]:
-    """Dicts, lists, numbers and strings only; the backbone carries its registry name."""
-    plain = dataclasses.asdict(config)
-    plain["backbone"] = {"name": config.backbone.name, **dataclasses.asdict(config.backbone)}
-    plain["eval_targets"] = [float(t) for t in config.eval_targets]
-    return plain
-
-
-def from_plain(plain: dict[str, Any]) -> AgentConfig:
-    plain = dict(plain)
-    backbone = dict(plain.pop("backbone"))
-    fields = {f.name for f in dataclasses.fields(AgentConfig)}
-    unknown = set(plain) - fields
-    if unknown:
-        raise ValueError(f"unknown config field(s) {sorted(unknown)}")
-    plain["eval_targets"] = tuple(float(t) for t in plain.get("eval_targets", ()))
-    return AgentConfig(**plain, backbone=backbone_config(backbone.pop("name"), **backbone))
-
-
-def load_config_file(path: str | Path) -> AgentConfig:
-    data = yaml.safe_load(Path(path).read_text())
-    data = data.get("config", data)  # config.yaml holds {"command": ..., "config": {...}}
-    return from_plain(data)
-
-
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> AgentConfig:
     """--preset NAME or --config FILE first (the defaults), then every other flag through tyro."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", choices=sorted(PRESETS), default=None)
-    pre.add_argument("--config", default=None)
-    known, rest = pre.parse_known_args(argv)
-    if known.config:
-        default = load_config_file(known.config)
-        if known.preset:
-            raise SystemExit("give --preset or --config, not both")
-    else:
-        preset = known.preset or "quick"
-        default = dataclasses.replace(PRESETS[preset](), preset=preset)
-    try:
-        return tyro.cli(AgentConfig, default=default, args=rest, description=description)
-    except ValueError as e:  # a config that does not fit: say what, not a traceback
-        raise SystemExit(f"error: {e}") from None
+    return parse_config(AgentConfig, PRESETS, "quick", "agent", argv, description)
 
 
 def describe_backbone(config: BackboneConfig) -> str:

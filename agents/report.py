@@ -120,7 +120,7 @@ def read_run(run_dir: str | Path) -> RunRecord:
     last = float(final_score[target])
     return RunRecord(
         path=run_dir, dataset=results.get("dataset", config.get("dataset", "?")), backbone=results["backbone"],
-        gradient=results.get("gradient", "bptt"), seed=int(config.get("seed", -1)), last=last,
+        gradient=results.get("gradient", "bptt"), seed=int((config.get("run") or config).get("seed", -1)), last=last,
         best=float(best) if best is not None and math.isfinite(best) else last, normalized=normalized,
         steps=int(results.get("steps", 0)), target=target, curve=curve, loss=loss,
     )

@@ -1,51 +1,37 @@
-"""One agent run, end to end: dataset -> model -> training (logs, checkpoints, resume) -> evaluation -> results.json.
+"""One agent run: dataset -> model -> the training core's loop -> evaluation -> results.json.
 
-    runs/<name>/config.yaml      the resolved config (`--config` it to re-run)
-    runs/<name>/events.*         tensorboard: train/loss, train/lr, train/grad_norm, train/samples_per_s, eval/*
-    runs/<name>/metrics.jsonl    the same scalars, one JSON object per log or evaluation
-    runs/<name>/checkpoints/     last.pt (atomic, every checkpoint_every steps), best.pt (best score at the first target)
-    runs/<name>/results.json     final and best normalized score per target, per-target returns, wall time
+The run folder, checkpoints, resume, NaN guard, Ctrl-C and torchrun handling are the core's
+(sequence_models/training/loop.py and run_folder.py, which describe the folder once). What is the
+agent's: the dataset and its sampler, the DecisionModel, the evaluation at the return targets (best.pt
+follows the normalized score at the first target), and results.json's fields:
 
-Under torchrun (see sequence_models/distributed.py) the same function runs on every rank: DDP,
---batch-size per rank (global batch = batch_size x world size, each rank its slice of one seeded
-stream), evaluation episodes split across ranks and gathered; rank 0 alone writes the run folder,
-logs and checkpoints, and results.json records the world size and how far the ranks' parameters
-drifted apart (0.0: in sync).
+    dataset, env_id, backbone, gradient, parameters, reference, note, dataset_return_mean,
+    dataset_normalized_mean, final (the evaluation), final_score / best_score (per target), best,
+    steps, train_seconds, wall_time_s; under torchrun also distributed (world size, batch per rank,
+    global batch, how far the ranks' parameters drifted apart: 0.0 when in sync).
+
+Under torchrun --batch-size is per rank (global batch = batch_size x world size, each rank its slice
+of one seeded stream) and evaluation episodes are split across ranks and gathered.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from gymnasium.envs.registration import EnvSpec
-from tqdm import tqdm
 
-from agents.checkpoints import (
-    build_model, check_shapes, dataset_info, finite_parameters, read_agent_checkpoint, reference_of,
-)
-from agents.config import AgentConfig, describe_backbone, to_plain
+from agents.checkpoints import build_model, check_shapes, dataset_info, reference_of
+from agents.config import AgentConfig, describe_backbone
 from agents.evaluator import EvalReport, evaluate
-from agents.trainer import Trainer
-from sequence_models.training.rng import seed_everything
+from agents.trainer import agent_loss
 from envs.builtin_datasets import BUILTIN_DATASETS, ensure_builtin_dataset
 from envs.segment_sampler import SegmentSampler
 from envs.trajectory_store import TrajectoryStore
-from sequence_models.training import distributed
-from sequence_models.training.distributed import Context, RankStopped
-from sequence_models.kernels.backend import use_scan_backend
-from sequence_models.training.checkpoint import CheckpointError, save_checkpoint
-from sequence_models.training.device import pick_device
-from sequence_models.training_run import MetricsLog, prepare_run_dir
+from sequence_models.training.distributed import Context
+from sequence_models.training.loop import Evaluation, Setup, run_training
 
-
-class TrainingDiverged(RuntimeError):
-    """The loss (or a parameter) became NaN or infinite; the message names the last good checkpoint."""
+SCRIPT = "scripts/train_agent.py"
 
 
 def load_store(config: AgentConfig) -> TrajectoryStore:
@@ -64,29 +50,6 @@ def default_targets(info: dict[str, Any]) -> tuple[float, ...]:
     return (tidy(info["return_max"]), tidy(info["return_mean"]))
 
 
-def fresh_run_dir(config: AgentConfig) -> str:
-    """The run name, with -2, -3, ... appended when a run of that name already exists (never overwrite)."""
-    base, name, i = config.name, config.name, 1
-    while (Path(config.runs_dir) / name / "config.yaml").exists():
-        i += 1
-        name = f"{base}-{i}"
-    return name
-
-
-MODEL_FIELDS = ("dataset", "backbone", "context_len", "max_ep_len", "state_clip", "return_scale")
-
-
-def check_same_model(saved: dict[str, Any], config: AgentConfig, path: Path) -> None:
-    """Resuming with another model or dataset cannot continue the run: say which flags differ."""
-    now = to_plain(config)
-    differ = [f"{k}: {saved.get(k)!r} in the checkpoint, {now[k]!r} now" for k in MODEL_FIELDS if saved.get(k) != now[k]]
-    if differ:
-        raise CheckpointError(
-            f"--resume: checkpoint {path} was trained with other settings ({'; '.join(differ)}); resume with "
-            f"--config {path.parent.parent / 'config.yaml'} --resume (flags after it may change steps, logging, evaluation)"
-        )
-
-
 def env_spec_of(info: dict[str, Any], dataset: str) -> EnvSpec | str:
     return EnvSpec.from_json(info["env_spec"]) if info.get("env_spec") else dataset
 
@@ -97,7 +60,7 @@ def run_evaluation(model, config: AgentConfig, info: dict[str, Any], targets, mo
     return evaluate(
         model, env_spec_of(info, config.dataset), list(targets), episodes or config.eval_episodes,
         mode=mode or config.eval_mode, context_len=config.context_len, return_scale=config.return_scale,
-        seed=config.seed + 10_000 if seed is None else seed, max_steps=config.eval_max_steps,
+        seed=config.run.seed + 10_000 if seed is None else seed, max_steps=config.eval_max_steps,
         vectorization=config.eval_vectorization, reference=reference, no_reference_reason=reason,
         kv_steps=config.eval_kv_steps, ctx=ctx,
     )
@@ -112,176 +75,83 @@ def eval_scalars(report: EvalReport) -> dict[str, float]:
     return values
 
 
-class _NoMetrics:
-    def log(self, step: int, values: dict[str, float]) -> None:
-        pass
+class AgentTask:
+    """The agent as a training-core task (sequence_models.training.loop.Task)."""
 
-    def close(self) -> None:
-        pass
+    resumable_fields = AgentConfig.RESUMABLE
+
+    def __init__(self, config: AgentConfig, setup: Setup):
+        self.config, self.ctx = config, setup.ctx
+        self.store = load_store(config)
+        self.info = dataset_info(self.store)
+        self.targets = tuple(config.eval_targets) or default_targets(self.info)
+        max_ep_len = config.max_ep_len or self.store.max_episode_steps
+        self.sampler = SegmentSampler(self.store, config.context_len, config.batch_size, config.return_scale, max_ep_len,
+                                      device=setup.device, seed=config.run.seed, rank=self.ctx.rank,
+                                      world_size=self.ctx.world_size, segment_start=config.segment_start)
+        self.model = build_model(config, self.info, self.store).to(setup.device)  # the same on every rank
+        self.loss = agent_loss(self.sampler, self.ctx)
+        self.total_steps, self.steps_per_epoch, self.samples_per_step = config.steps, None, config.batch_size
+        self.last_report: EvalReport | None = None
+
+    def evaluate(self, final: bool) -> Evaluation:
+        report = run_evaluation(self.model, self.config, self.info, self.targets, ctx=self.ctx)
+        self.last_report = report
+        return Evaluation(eval_scalars(report), report.score(0), report.summary(), report.lines()[:-1])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        sampler_state = dict(state["sampler"])
+        sampler_state["generator"] = sampler_state["generator"].cpu()
+        self.sampler.load_state_dict(sampler_state)
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return {"dataset_info": self.info, "targets": list(self.targets)}
+
+    def check_checkpoint(self, payload: dict[str, Any], path: Path) -> None:
+        check_shapes(payload.get("dataset_info", {}), self.store.obs_dim, self.store.act_dim, path)
+
+    def describe(self) -> str:
+        config, ctx = self.config, self.ctx
+        n_params = sum(p.numel() for p in self.model.parameters())
+        batch = (f"batch {config.batch_size} per rank x {ctx.world_size} ranks = {config.batch_size * ctx.world_size}"
+                 if ctx.enabled else f"batch {config.batch_size}")
+        return (f"{self.store.summary()}\n{describe_backbone(config.backbone)}, {n_params:,} parameters, "
+                f"K={config.context_len}, {config.steps} steps x {batch} on {ctx.device}"
+                f"{' (rank 0)' if ctx.enabled else ''}; targets {', '.join(f'{t:g}' for t in self.targets)}")
+
+    def results(self, final: Evaluation, best: dict[str, Any]) -> dict[str, Any]:
+        report, config, info = self.last_report, self.config, self.info
+        best_summary = best.get("summary") or {}
+        results = {
+            "dataset": config.dataset, "env_id": info["env_id"], "backbone": config.backbone.name,
+            "gradient": config.backbone.gradient, "parameters": sum(p.numel() for p in self.model.parameters()),
+            "reference": report.reference, "note": report.note, "dataset_return_mean": info["return_mean"],
+            "dataset_normalized_mean": info.get("normalized_mean"), "final": report.summary(),
+            "final_score": {f"{t.target:g}": report.score(i) for i, t in enumerate(report.targets)},
+            "best": best,
+            "best_score": {f"{t['target']:g}": t.get("normalized_mean", t["return_mean"])
+                           for t in best_summary.get("targets", [])},
+        }
+        if self.ctx.enabled:
+            results["distributed"] = {"batch_size_per_rank": config.batch_size,
+                                      "global_batch_size": config.batch_size * self.ctx.world_size}
+        return results
+
+    def final_lines(self, final: Evaluation, results: dict[str, Any]) -> list[str]:
+        report = self.last_report
+        unit = "normalized" if report.reference else "return"
+        lines = [""] + report.lines()
+        if self.info.get("normalized_mean") is not None:
+            lines.append(f"dataset mean normalized return: {self.info['normalized_mean']:.1f}")
+        lines.append(f"results:      {Path(results['run_dir']) / 'results.json'}  (final {unit} at {self.targets[0]:g}: "
+                     f"{report.score(0):.1f}; wall time {results['wall_time_s']:.0f} s)")
+        return lines
 
 
 def train_agent(config: AgentConfig, quiet: bool = False) -> dict[str, Any]:
-    """Train and evaluate; returns what results.json holds. Raises TrainingDiverged on NaN loss, and
-    under torchrun RankStopped when another rank fails."""
-    ctx = distributed.setup(pick_device(config.device), config.dist_timeout_s)
-    try:
-        return _train_agent(config, ctx, quiet)
-    finally:
-        distributed.cleanup(ctx)
-
-
-def _train_agent(config: AgentConfig, ctx: Context, quiet: bool) -> dict[str, Any]:
-    say = (lambda *a: None) if quiet or not ctx.is_main else print
-    t_start = time.time()
-    device = ctx.device
-    if device.type == "cpu" and config.cpu_threads:
-        torch.set_num_threads(config.cpu_threads)
-    use_scan_backend(config.scan_backend, device)  # an impossible choice (triton on CPU) stops here
-    seed_everything(config.seed)
-
-    if not ctx.is_main:  # rank 0 makes a built-in dataset first; the others then read it
-        distributed.barrier(ctx)
-    store = load_store(config)
-    if ctx.is_main:
-        distributed.barrier(ctx)
-    info = dataset_info(store)
-    targets = tuple(config.eval_targets) or default_targets(info)
-    name = config.name if config.resume else distributed.broadcast_object(ctx, fresh_run_dir(config) if ctx.is_main else None)
-    run_dir = Path(config.runs_dir) / name
-    last, best = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
-
-    resume_payload = None
-    if config.resume:
-        if not last.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {last}; run without --resume to start {name}")
-        resume_payload = read_agent_checkpoint(last, device)
-        check_shapes(resume_payload["dataset_info"], store.obs_dim, store.act_dim, last)
-        check_same_model(resume_payload["config"], config, last)
-    plain = to_plain(config)
-    plain["run_name"] = name
-    if ctx.is_main:
-        prepare_run_dir(config.runs_dir, name, {"command": " ".join(sys.argv), "config": plain})
-
-    max_ep_len = config.max_ep_len or store.max_episode_steps
-    sampler = SegmentSampler(store, config.context_len, config.batch_size, config.return_scale, max_ep_len,
-                             device=device, seed=config.seed, rank=ctx.rank, world_size=ctx.world_size,
-                             segment_start=config.segment_start)
-    model = build_model(config, info, store).to(device)  # the same on every rank (and DDP broadcasts rank 0's)
-    if ctx.rank > 0:
-        seed_everything(config.seed + ctx.rank)  # dropout differs across ranks; rank 0 keeps the single-process stream
-    trainer = Trainer(model, sampler, config, device, ctx)
-    best_score, best_step, best_summary = -math.inf, None, None
-    if resume_payload is not None:
-        trainer.load_state_dict(resume_payload["trainer"])
-        best_score = resume_payload.get("best_score", -math.inf)
-        best_step, best_summary = resume_payload.get("best_step"), resume_payload.get("best_summary")
-        say(f"resumed {name} at step {trainer.step} from {last}")
-
-    n_params = sum(p.numel() for p in model.parameters())
-    say(store.summary())
-    batch = (f"batch {config.batch_size} per rank x {ctx.world_size} ranks = {config.batch_size * ctx.world_size}"
-             if ctx.enabled else f"batch {config.batch_size}")
-    say(f"{name}: {describe_backbone(config.backbone)}, {n_params:,} parameters, K={config.context_len}, "
-        f"{config.steps} steps x {batch} on {device}{' (rank 0)' if ctx.enabled else ''}; "
-        f"targets {', '.join(f'{t:g}' for t in targets)}")
-
-    def payload() -> dict[str, Any]:
-        return {"trainer": trainer.state_dict(), "model": model.state_dict(),
-                "config": plain, "dataset_info": info, "targets": list(targets), "best_score": best_score,
-                "best_step": best_step, "best_summary": best_summary}
-
-    last_good = f"{last} (step {resume_payload['trainer']['step']})" if resume_payload else "none written yet"
-    metrics = MetricsLog(run_dir) if ctx.is_main else _NoMetrics()
-    progress = tqdm(total=config.steps, initial=trainer.step, desc=name,
-                    disable=quiet or not config.progress or not ctx.is_main, mininterval=2, dynamic_ncols=True)
-    train_seconds, final_report = 0.0, None
-
-    def save(path: Path) -> None:
-        state = payload()  # on every rank: it gathers every rank's RNG state
-        if ctx.is_main:
-            save_checkpoint(path, state)
-
-    try:
-        t_train = time.perf_counter()
-        while trainer.step < config.steps:
-            trainer.train_step()
-            progress.update(1)
-            step = trainer.step
-            finishing = step == config.steps
-            evaluating = finishing or (config.eval_every and step % config.eval_every == 0)
-            checkpointing = finishing or step % config.checkpoint_every == 0
-            if step % config.log_every == 0 or evaluating or checkpointing:
-                values = trainer.read_metrics()
-                if not math.isfinite(values["train/loss"]) or (checkpointing and not finite_parameters(model)):
-                    raise TrainingDiverged(
-                        f"training diverged: the loss is {values['train/loss']} at step {step} "
-                        f"(mean over the steps since the last log); stopped. Last good checkpoint: {last_good}. "
-                        "Try a lower --lr, a smaller --grad-clip or --no-amp."
-                    )
-                metrics.log(step, values)
-                progress.set_postfix(loss=f"{values['train/loss']:.4f}", refresh=False)
-            if evaluating:
-                train_seconds += time.perf_counter() - t_train
-                report = run_evaluation(model, config, info, targets, ctx=ctx)
-                final_report = report if finishing else None
-                metrics.log(step, eval_scalars(report))
-                if report.score(0) > best_score:
-                    best_score, best_step, best_summary = report.score(0), step, report.summary()
-                    save(best)
-                if not finishing:
-                    progress.write(f"step {step}: " + "; ".join(report.lines()[:-1]))
-                t_train = time.perf_counter()
-                trainer.restart_clock()
-            if checkpointing:
-                save(last)
-                last_good = f"{last} (step {step})"
-        train_seconds += time.perf_counter() - t_train
-        if final_report is None:  # resumed a run that had already finished
-            final_report = run_evaluation(model, config, info, targets, ctx=ctx)
-        divergence = distributed.max_parameter_divergence(ctx, model)
-    except TrainingDiverged:
-        raise
-    except Exception as e:
-        if not ctx.enabled:
-            raise
-        raise RankStopped(distributed.stopped_message(ctx, e, f"at step {trainer.step}", last_good)) from e
-    finally:
-        progress.close()
-        metrics.close()
-
-    results = {
-        "run": name,
-        "run_dir": str(run_dir),
-        "dataset": config.dataset,
-        "env_id": info["env_id"],
-        "backbone": config.backbone.name,
-        "gradient": config.backbone.gradient,
-        "parameters": n_params,
-        "steps": trainer.step,
-        "reference": final_report.reference,
-        "note": final_report.note,
-        "dataset_return_mean": info["return_mean"],
-        "dataset_normalized_mean": info.get("normalized_mean"),
-        "final": final_report.summary(),
-        "final_score": {f"{t.target:g}": final_report.score(i) for i, t in enumerate(final_report.targets)},
-        "best": {"step": best_step, "score": best_score, "summary": best_summary},
-        "best_score": {f"{t['target']:g}": t.get("normalized_mean", t["return_mean"]) for t in (best_summary or {}).get("targets", [])},
-        "train_seconds": train_seconds,
-        "wall_time_s": time.time() - t_start,
-    }
-    if ctx.enabled:
-        results["distributed"] = {"world_size": ctx.world_size, "batch_size_per_rank": config.batch_size,
-                                  "global_batch_size": config.batch_size * ctx.world_size,
-                                  "max_parameter_divergence": divergence}
-    if ctx.is_main:
-        (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-
-    unit = "normalized" if final_report.reference else "return"
-    say("\n" + "\n".join(final_report.lines()))
-    if info.get("normalized_mean") is not None:
-        say(f"dataset mean normalized return: {info['normalized_mean']:.1f}")
-    say(f"\nrun folder:   {run_dir}  (config.yaml, metrics.jsonl, checkpoints/, results.json)")
-    say(f"results:      {run_dir / 'results.json'}  (final {unit} at {targets[0]:g}: {final_report.score(0):.1f}; "
-        f"wall time {results['wall_time_s']:.0f} s)")
-    say(f"tensorboard:  tensorboard --logdir {config.runs_dir}")
-    return results
+    """Train and evaluate; returns what results.json holds. Raises TrainingDiverged on NaN loss,
+    TrainingInterrupted on Ctrl-C, and under torchrun RankStopped when another rank fails."""
+    return run_training(config, "agent", lambda setup: AgentTask(config, setup), SCRIPT, quiet=quiet)

@@ -2,7 +2,6 @@
 
     python scripts/train_agent.py                                   # built-in dataset, small minGRU, minutes on a CPU
     python scripts/train_agent.py backbone:transformer --backbone.d-model 64 --backbone.n-layers 2
-    python scripts/train_agent.py backbone:mingru --backbone.expansion 1.5
     python scripts/train_agent.py backbone:gru --backbone.gradient dsf
     python scripts/train_agent.py --preset hopper-medium            # DT's settings on mujoco/hopper/medium-v0
     python scripts/train_agent.py --preset hopper-medium --download backbone:lru
@@ -11,27 +10,19 @@
     torchrun --nproc-per-node 2 scripts/train_agent.py --batch-size 32   # data parallel: 2 ranks x 32 = global batch 64
 
 Presets: quick (default) and {hopper,halfcheetah,walker2d}-{simple,medium,expert}; see agents/config.py.
-Writes runs/<name>/{config.yaml, events.* (tensorboard), metrics.jsonl, checkpoints/{last,best}.pt,
-results.json}; `tensorboard --logdir runs` shows the curves.
+Writes runs/<name>/{config.yaml, events.*, metrics.jsonl, checkpoints/{last,best}.pt, results.json}.
 """
 
 from __future__ import annotations
 
-import sys
-
 from agents.config import parse_args
-from agents.run import TrainingDiverged, train_agent
-from sequence_models.training.distributed import RankStopped
-from sequence_models.training.checkpoint import CheckpointError
+from agents.run import train_agent
+from sequence_models.training.cli import run_cli
 
 
 def main(argv: list[str] | None = None) -> dict:
-    config = parse_args(argv, description=__doc__)
-    try:
-        return train_agent(config)
-    except (TrainingDiverged, CheckpointError, FileNotFoundError, ValueError, RankStopped) as e:
-        sys.exit(f"error: {e}")
+    return train_agent(parse_args(argv, description=__doc__))
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from agents.config import AgentConfig
 from sequence_models.backbone import backbone_config
+from sequence_models.training.config import override
 
 TINY = dict(
     context_len=4, steps=4, batch_size=8, warmup_steps=2, log_every=2, checkpoint_every=2, eval_episodes=2,
@@ -14,8 +13,9 @@ TINY = dict(
 
 
 def tiny_config(tmp_path, backbone: str = "mingru", gradient: str = "bptt", **overrides) -> AgentConfig:
+    """A seconds-long agent run; overrides name any field, nested ones (seed, lr, ...) included."""
     fields = {"d_model": 16, "n_layers": 1, "dropout": 0.0, "gradient": gradient}
     if backbone == "transformer":
         fields["n_heads"] = 2
-    config = AgentConfig(backbone=backbone_config(backbone, **fields), runs_dir=str(tmp_path / "runs"), **TINY)
-    return dataclasses.replace(config, **overrides)
+    config = AgentConfig(backbone=backbone_config(backbone, **fields))
+    return override(config, runs_dir=str(tmp_path / "runs"), **{**TINY, **overrides})

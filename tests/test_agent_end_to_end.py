@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import yaml
 
-from agents.config import from_plain, load_config_file
+from agents.config import AgentConfig
 from agents.run import train_agent
 from sequence_models.backbone import BACKBONE_CONFIGS
+from sequence_models.training.config import ConfigError, from_plain, load_config_file
 from tests.agent_helpers import tiny_config
 
 CASES = [(name, "bptt") for name in BACKBONE_CONFIGS] + [
@@ -35,8 +37,11 @@ def test_backbone_end_to_end(tmp_path, name, gradient):
     assert {"train/loss", "train/lr", "train/grad_norm", "train/samples_per_s"} <= set(lines[0])
     assert any(name.startswith("events.out.tfevents") for name in (p.name for p in run_dir.iterdir()))
     # config.yaml re-creates the same config
-    assert from_plain(yaml.safe_load((run_dir / "config.yaml").read_text())["config"]).backbone == config.backbone
-    assert load_config_file(run_dir / "config.yaml").steps == config.steps
+    document = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert document["task"] == "agent"
+    assert from_plain(AgentConfig, document["config"]).backbone == config.backbone
+    assert load_config_file(run_dir / "config.yaml", AgentConfig, "agent") == dataclasses.replace(
+        config, run=dataclasses.replace(config.run, run_name=results["run"]))
 
 
 def test_cli_default_parses_and_presets_map_to_minari_ids():
@@ -46,7 +51,7 @@ def test_cli_default_parses_and_presets_map_to_minari_ids():
     assert config.preset == "quick" and config.backbone.name == "mingru"
     hopper = parse_args(["--preset", "hopper-medium", "--steps", "7"])
     assert hopper.dataset == "mujoco/hopper/medium-v0" and hopper.steps == 7 and hopper.eval_targets == (3600.0, 1800.0)
-    assert (hopper.context_len, hopper.backbone.d_model, hopper.backbone.n_layers, hopper.lr, hopper.batch_size) == (20, 128, 3, 1e-4, 64)
+    assert (hopper.context_len, hopper.backbone.d_model, hopper.backbone.n_layers, hopper.optim.lr, hopper.batch_size) == (20, 128, 3, 1e-4, 64)
     swapped = parse_args(["backbone:mingru", "--backbone.expansion", "1.5"])
     assert swapped.backbone.name == "mingru" and swapped.backbone.expansion == 1.5
     assert {f"{e}-{q}" for e in ("hopper", "halfcheetah", "walker2d") for q in ("simple", "medium", "expert")} <= set(PRESETS)
@@ -63,7 +68,7 @@ def test_cli_default_parses_and_presets_map_to_minari_ids():
 def test_cli_rejects_flags_that_do_not_fit(argv, message, capsys):
     from agents.config import parse_args
 
-    with pytest.raises(SystemExit) as e:
+    with pytest.raises((SystemExit, ConfigError)) as e:
         parse_args(argv)
     assert message in str(e.value) + capsys.readouterr().err
 
@@ -79,22 +84,7 @@ def test_evaluate_agent_script_reads_a_run_folder(tmp_path):
     spec.loader.exec_module(script)
     results = train_agent(tiny_config(tmp_path, run_name="run"), quiet=True)
     run_dir = tmp_path / "runs" / results["run"]
-    summary = script.main(script.Args(str(run_dir), targets=(5000.0,), episodes=3, mode="window", cpu_threads=0))
+    summary = script.main([str(run_dir), "--targets", "5000", "--episodes", "3", "--mode", "window", "--cpu-threads", "0"])
     assert summary["checkpoint"].endswith("best.pt") and summary["mode"] == "window"
     assert len(summary["targets"]) == 1 and len(summary["targets"][0]["returns"]) == 3
     assert (run_dir / "eval-best-window.json").is_file()
-
-
-def test_weight_decay_groups():
-    from agents.model import DecisionModel
-    from agents.trainer import parameter_groups
-    from sequence_models.backbone import backbone_config
-
-    model = DecisionModel(9, 1, backbone_config("lru", d_model=16, n_layers=1))
-    decay, no_decay = parameter_groups(model, 1e-4)
-    names = {id(p): n for n, p in model.named_parameters()}
-    decayed = {names[id(p)] for p in decay["params"]}
-    assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
-    assert {"backbone.blocks.0.mixer.B_re", "backbone.blocks.0.mlp.0.weight", "predict_action.weight"} <= decayed
-    assert not any(n.endswith(("nu_log", "theta_log", "gamma_log", "bias")) or "norm" in n or "embed" in n for n in decayed)
-    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))

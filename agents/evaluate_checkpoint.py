@@ -1,0 +1,93 @@
+"""Evaluating a saved agent (scripts/evaluate_agent.py): a checkpoint or run folder -> per-target
+returns and normalized scores, printed and written as JSON beside the run.
+
+The checkpoint carries the env to evaluate in and the reference score, so no dataset is needed; it
+loads with weights_only=True and its env spec is rebuilt from plain data (it never runs code).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import tyro
+
+from agents.checkpoints import load_agent
+from agents.run import default_targets, run_evaluation
+from sequence_models.training.checkpoint import CheckpointError
+from sequence_models.training.config import ConfigError, override
+from sequence_models.training.device import pick_device
+
+
+@dataclass(frozen=True)
+class EvaluateArgs:
+    checkpoint: tyro.conf.Positional[str]
+    """a checkpoint file, or a run folder (its checkpoints/best.pt, else last.pt)"""
+    targets: tuple[float, ...] = ()
+    """return targets (default: the run's)"""
+    episodes: int = 0
+    """episodes per target (default: the run's eval_episodes)"""
+    mode: Literal["", "window", "recurrent"] = ""
+    """window (DT: re-run the last K steps) or recurrent (carry the state); default: the run's"""
+    seed: int | None = None
+    """episode e resets with seed + e, seed >= 0 (default: the run's evaluation seed)"""
+    max_steps: int = -1
+    """cap on steps per episode (-1: the run's, 0: the env's time limit)"""
+    vectorization: Literal["auto", "sync", "async"] = "auto"
+    device: str = "auto"
+    cpu_threads: int = 1
+    """torch threads on CPU (0: torch's default)"""
+    output: str = ""
+    """JSON file to write (default: <run>/eval-<checkpoint>-<mode>.json)"""
+
+
+def resolve_checkpoint(path: str) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        for name in ("best.pt", "last.pt"):
+            for candidate in (p / "checkpoints" / name, p / name):
+                if candidate.is_file():
+                    return candidate
+        raise CheckpointError(f"no checkpoints/best.pt or last.pt under {p}")
+    return p
+
+
+def check(args: EvaluateArgs) -> None:
+    """Bad input stops before the (slow) evaluation starts."""
+    problems = []
+    if args.seed is not None and args.seed < 0:
+        problems.append(f"--seed must be >= 0, got {args.seed}")
+    if args.episodes < 0 or args.cpu_threads < 0 or args.max_steps < -1:
+        problems.append("--episodes and --cpu-threads must be >= 0, --max-steps >= -1")
+    if args.output and not Path(args.output).parent.is_dir():
+        problems.append(f"--output {args.output}: the folder {Path(args.output).parent} does not exist")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def evaluate_checkpoint(args: EvaluateArgs) -> dict:
+    """Evaluate, print the per-target lines, write the JSON; returns what it holds."""
+    check(args)
+    device = pick_device(args.device)
+    if device.type == "cpu" and args.cpu_threads:
+        torch.set_num_threads(args.cpu_threads)
+    path = resolve_checkpoint(args.checkpoint)
+    model, config, info = load_agent(path, device)
+    overrides = {}
+    if args.max_steps >= 0:
+        overrides["eval_max_steps"] = args.max_steps
+    config = override(config, eval_vectorization=args.vectorization, **overrides)
+    targets = args.targets or tuple(config.eval_targets) or default_targets(info)
+    report = run_evaluation(model, config, info, targets, mode=args.mode or config.eval_mode,
+                            episodes=args.episodes or config.eval_episodes, seed=args.seed)
+    print(f"{path}: {config.backbone.name} ({config.backbone.gradient}) on {info['env_id']}")
+    print("\n".join(report.lines()))
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    output = Path(args.output) if args.output else run_dir / f"eval-{path.stem}-{report.mode}.json"
+    summary = {"checkpoint": str(path), **report.summary()}
+    output.write_text(json.dumps(summary, indent=2))
+    print(f"written: {output}")
+    return summary
