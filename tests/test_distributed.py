@@ -4,7 +4,6 @@ with a clear message while the last checkpoint stays valid."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal

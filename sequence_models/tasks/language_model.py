@@ -20,6 +20,10 @@ from torch import nn
 from ..backbone import BackboneConfig, build_backbone
 
 
+POSITIONAL_EMBEDDING = {"auto": None, "on": True, "off": False}
+"""The tasks' --positional-embedding flag -> LanguageModel's positional_embedding (None: the transformer only)."""
+
+
 def detach_state(state: Any) -> Any:
     """The same state with every tensor detached (truncated BPTT between consecutive batches)."""
     if isinstance(state, torch.Tensor):

@@ -273,11 +273,6 @@ class Corpus:
     def vocab_size(self) -> int:
         return len(self.vocab)
 
-    def encode(self, text: str) -> torch.Tensor:
-        stoi = {t: i for i, t in enumerate(self.vocab)}
-        tokens = list(text) if self.level == "char" else text.split()
-        return torch.tensor([stoi[t] for t in tokens], dtype=torch.long)
-
     def decode(self, ids) -> str:
         tokens = [self.vocab[int(i)] for i in ids]
         return "".join(tokens) if self.level == "char" else " ".join(tokens)
@@ -352,11 +347,17 @@ class StreamBatches:
     def __len__(self) -> int:
         return -(-(self.data.shape[1] - 1) // self.seq_len)
 
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch k of a pass (0 <= k < len(self)): where a resumed run picks the stream up."""
+        if not 0 <= k < len(self):
+            raise IndexError(f"batch {k} of a {len(self)}-batch stream")
+        i = k * self.seq_len
+        t = min(self.seq_len, self.data.shape[1] - 1 - i)
+        return self.data[:, i : i + t], self.data[:, i + 1 : i + 1 + t]
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = self.data.shape[1] - 1
-        for i in range(0, n, self.seq_len):
-            t = min(self.seq_len, n - i)
-            yield self.data[:, i : i + t], self.data[:, i + 1 : i + 1 + t]
+        for k in range(len(self)):
+            yield self[k]
 
 
 class WindowSampler:

@@ -186,7 +186,9 @@ def _run(setup: Setup, task_name: str, build_task: Callable[[Setup], Task], scri
         distributed.barrier(ctx)
     if ctx.rank > 0:
         seed_everything(run.seed + ctx.rank)  # dropout differs across ranks; rank 0 keeps the single-process stream
-    plain = to_plain(dataclasses.replace(config, run=dataclasses.replace(run, run_name=folder.name)))
+    # what config.yaml and the checkpoints record: the folder's name, and a fresh start (--config FILE
+    # re-runs it; --config FILE --resume continues it)
+    plain = to_plain(dataclasses.replace(config, run=dataclasses.replace(run, run_name=folder.name, resume=False)))
     trainer = Trainer(task.model, task.loss, config.optim, task.total_steps, ctx.device, ctx, amp=run.amp,
                       compile=run.compile, samples_per_step=task.samples_per_step,
                       steps_per_epoch=task.steps_per_epoch, seed=run.seed)
@@ -284,7 +286,7 @@ def _run(setup: Setup, task_name: str, build_task: Callable[[Setup], Task], scri
         progress.close()
         metrics.close()
 
-    results = {"run": folder.name, "run_dir": str(folder.path), **task.results(final, best),
+    results = {"task": task_name, "run": folder.name, "run_dir": str(folder.path), **task.results(final, best),
                "steps": trainer.step, "train_seconds": train_seconds, "wall_time_s": time.time() - t_start}
     if ctx.enabled:
         results.setdefault("distributed", {}).update(world_size=ctx.world_size, max_parameter_divergence=divergence)
