@@ -99,3 +99,12 @@ def test_explicit_triton_makes_a_failure_a_one_line_error(fake_gpu, monkeypatch)
 def test_unknown_kernel_names_are_refused():
     with pytest.raises(ValueError, match="scan, min_rnn"):
         triton_check.triton_kernel_works("flash", CPU)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or importlib.util.find_spec("triton") is None,
+                    reason="needs triton and a CUDA GPU")
+def test_cuda_kernels_pass_their_first_use_check():
+    triton_check.reset_triton_checks()
+    device = torch.device("cuda")
+    for kernel in triton_check.KERNELS:
+        assert triton_check._run_check(kernel, device) is None
