@@ -96,6 +96,13 @@ def test_explicit_triton_makes_a_failure_a_one_line_error(fake_gpu, monkeypatch)
         scan_backend_for(CPU, "min_rnn")
 
 
+def test_choosing_the_backend_checks_every_kernel_before_any_work(fake_gpu, monkeypatch):
+    checked = []
+    monkeypatch.setattr(triton_check, "_CHECKS", {kernel: checked.append for kernel in triton_check.KERNELS})
+    assert backend_module.use_scan_backend("triton", CPU) == "triton"
+    assert checked == [CPU] * len(triton_check.KERNELS)
+
+
 def test_unknown_kernel_names_are_refused():
     with pytest.raises(ValueError, match="scan, min_rnn"):
         triton_check.triton_kernel_works("flash", CPU)

@@ -27,9 +27,16 @@ def set_scan_backend(name: str) -> None:
 
 
 def use_scan_backend(name: str, device: torch.device) -> str:
-    """set_scan_backend(name), then check it runs on `device` (before any work); returns what runs there."""
+    """set_scan_backend(name), then check it runs on `device` (before any work: on triton, every
+    kernel's first-use check runs now); returns what runs there."""
+    from .triton_check import KERNELS
+
     set_scan_backend(name)
-    return scan_backend_for(device)
+    chosen = scan_backend_for(device)
+    if chosen == "triton":
+        for kernel in KERNELS:
+            scan_backend_for(device, kernel)
+    return chosen
 
 
 def get_scan_backend() -> str:

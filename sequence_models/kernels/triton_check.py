@@ -23,8 +23,9 @@ _TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 _results: dict[tuple[str, str], str | None] = {}  # (kernel, device) -> None if it works, else why not
 
 
-class TritonKernelBroken(RuntimeError):
-    """The triton backend was asked for by name but a kernel failed its first-use check."""
+class TritonKernelBroken(ValueError):
+    """The triton backend was asked for by name but a kernel failed its first-use check (a ValueError,
+    as every other impossible --scan-backend choice: the scripts print it as one line)."""
 
 
 def reset_triton_checks() -> None:
