@@ -114,7 +114,7 @@ class _MinRNN(nn.Module):
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         check_sequence(x, self.dim, type(self).__name__)
         h0 = self._start(state, x.shape[0])
-        backend = scan_backend_for(x.device) if self.scan == "linear" else None
+        backend = scan_backend_for(x.device, kernel="min_rnn") if self.scan == "linear" else None
         if backend in ("cpu", "triton"):
             h = self._fused_states(x, h0, backend)
         elif self.gradient == "bptt":

@@ -19,7 +19,8 @@ Backends of `linear_scan` (and of minGRU / minLSTM, which fuse their gates into 
 "cpu" runs the fused C++ kernels of kernels/cpu.py (one pass forward, one reverse pass backward,
 all cores), "triton" the Triton kernels of kernels/scan_triton.py and kernels/min_rnn_triton.py on CUDA, "torch"
 the chunked pure-PyTorch scan here. "auto" (default) picks cpu on CPU tensors where the kernels
-build, triton on CUDA where Triton imports, torch otherwise. `kernels.backend.set_scan_backend` (the
+build, triton on CUDA where Triton imports and the kernel passes its first-use check
+(kernels/triton_check.py), torch otherwise. `kernels.backend.set_scan_backend` (the
 scripts' --scan-backend flag) overrides it for the process; every backend computes the same values and
 gradients (tests/test_scan_backends.py, tests/test_min_rnn_triton.py).
 """

@@ -226,7 +226,7 @@ def test_layers_take_the_fused_triton_path(interpreter, backend, monkeypatch, la
     expected = _layer_results(layer, x, None)
     calls = []
     original = TritonMinRNNScan.apply
-    monkeypatch.setattr(min_rnn, "scan_backend_for", lambda device: "triton")
+    monkeypatch.setattr(min_rnn, "scan_backend_for", lambda device, kernel="scan": "triton")
     monkeypatch.setattr(TritonMinRNNScan, "apply", lambda *args: calls.append(1) or original(*args))
     got = _layer_results(layer, x, None)
     assert calls, "the triton backend did not use the fused kernel"

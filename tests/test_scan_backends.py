@@ -105,6 +105,32 @@ def test_layers_agree_across_backends(backend, name, dtype):
 
 
 @needs_kernels
+@pytest.mark.parametrize("layer_type", [MinGRU, MinLSTM])
+@pytest.mark.parametrize("gradient", ["bptt", "dsf"])
+def test_kernels_agree_past_the_first_feature_block(backend, layer_type, gradient):
+    """Features past the kernels' first 64-wide lane read their own previous state in the backward
+    (a lane once read features j - 64's: invisible at the small widths of the other tests)."""
+    torch.manual_seed(0)
+    layer = layer_type(70, learned_init_state=True, gradient=gradient).double()
+    torch.nn.init.normal_(layer.initial_state)
+    x = torch.randn(2, 11, 70, dtype=torch.float64)
+    results = {}
+    for name in ("torch", "cpu"):
+        backend(name)
+        y, _ = layer(x)
+        results[name] = torch.autograd.grad((y * torch.linspace(-1, 1, 70, dtype=y.dtype)).sum(), list(layer.parameters()))
+    for got, expected in zip(results["cpu"], results["torch"]):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+    a, b, h0 = (t.requires_grad_() for t in _coefficients((2, 11, 70), torch.float64, seed=3))
+    grads = {}
+    for name in ("torch", "cpu"):
+        backend(name)
+        grads[name] = torch.autograd.grad((linear_scan(a, b, h0) * b.detach()).sum(), [a, b, h0])
+    for got, expected in zip(grads["cpu"], grads["torch"]):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+@needs_kernels
 @pytest.mark.parametrize("cell, normalize", [("mingru", False), ("minlstm", True), ("minlstm", False)])
 def test_fused_min_rnn_gradcheck(cell, normalize):
     g = torch.Generator().manual_seed(2)

@@ -1,8 +1,10 @@
 """Which scan implementation runs: auto | cpu (fused C++, kernels/cpu.py) | triton (CUDA,
 kernels/scan_triton.py, kernels/min_rnn_triton.py) | torch (the chunked PyTorch scan in scan.py).
 
-The choice is per process (the scripts' --scan-backend flag); `scan_backend_for(device)` is what
-linear_scan and the minGRU / minLSTM layers ask before each call.
+The choice is per process (the scripts' --scan-backend flag); `scan_backend_for(device, kernel)` is
+what linear_scan ("scan") and the minGRU / minLSTM layers ("min_rnn") ask before each call. Before a
+Triton kernel first runs on a device it is checked against the PyTorch path (kernels/triton_check.py):
+under auto a failure falls back to torch with one warning, under an explicit triton it is an error.
 """
 
 from __future__ import annotations
@@ -25,22 +27,32 @@ def set_scan_backend(name: str) -> None:
 
 
 def use_scan_backend(name: str, device: torch.device) -> str:
-    """set_scan_backend(name), then check it runs on `device` (before any work); returns what runs there."""
+    """set_scan_backend(name), then check it runs on `device` (before any work: on triton, every
+    kernel's first-use check runs now); returns what runs there."""
+    from .triton_check import KERNELS
+
     set_scan_backend(name)
-    return scan_backend_for(device)
+    chosen = scan_backend_for(device)
+    if chosen == "triton":
+        for kernel in KERNELS:
+            scan_backend_for(device, kernel)
+    return chosen
 
 
 def get_scan_backend() -> str:
     return _backend
 
 
-def scan_backend_for(device: torch.device) -> str:
-    """The backend that runs on `device` under the current setting: "cpu", "triton" or "torch".
+def scan_backend_for(device: torch.device, kernel: str = "scan") -> str:
+    """The backend that runs `kernel` ("scan" or "min_rnn") on `device` under the current setting:
+    "cpu", "triton" or "torch".
 
     An explicit choice that cannot run on `device` (cpu kernels for a CUDA tensor, triton on CPU,
-    or kernels that failed to build) is an error, not a silent fallback.
+    kernels that failed to build, a Triton kernel that failed its first-use check) is an error, not a
+    silent fallback.
     """
     from . import cpu as cpu_kernels
+    from .triton_check import triton_kernel_works
 
     if _backend == "torch":
         return "torch"
@@ -54,10 +66,11 @@ def scan_backend_for(device: torch.device) -> str:
     if _backend == "triton":
         if not _triton_available(device):
             raise ValueError(f"scan backend 'triton' needs a CUDA tensor and an importable triton, got {device}")
+        triton_kernel_works(kernel, device)  # raises when it fails its check
         return "triton"
     if on_cpu and cpu_kernels.load() is not None:
         return "cpu"
-    if device.type == "cuda" and _triton_available(device):
+    if _triton_available(device) and triton_kernel_works(kernel, device):
         return "triton"
     return "torch"
 

@@ -3,8 +3,13 @@
 `load()` returns the compiled module, or None when it cannot be built here (no C++ compiler, or
 the build failed: one warning says why, and callers fall back to the pure-PyTorch path). The build
 goes through torch.utils.cpp_extension (needs a C++ compiler and ninja) into torch's extension
-cache (~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR), so it happens once per machine and
-torch version: about a minute on 2 cores.
+cache (~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR): about a minute on 2 cores.
+
+The cached build is named by `build_key`, a hash of the source's contents, the compile and link
+flags, the torch version and the CPU capability, never by the checkout's path: ninja compiles a copy
+of the source kept in the build folder, so every checkout on a machine with the same source shares
+one build (ninja's command line embeds the source path: compiling each checkout's own file would
+rebuild over the others), and an edited source gets a new name instead of loading a stale library.
 
 The kernels are raw passes (no autograd); scan.py and min_rnn.py wrap them in autograd Functions.
 """
@@ -12,6 +17,7 @@ The kernels are raw passes (no autograd); scan.py and min_rnn.py wrap them in au
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
 import sys
@@ -21,16 +27,77 @@ from pathlib import Path
 import torch
 
 SOURCE = Path(__file__).parent / "csrc" / "scan_cpu.cpp"
+EXTENSION_PREFIX = "decision_backbones_scan_cpu"
+LINK_FLAGS = ("-fopenmp", "-lmvec")
 
 
-def _flags() -> list[str]:
-    # -ffast-math lets exp vectorize (libmvec); it is a compile flag only: linking with it would set
-    # flush-to-zero for the whole process
-    flags = ["-O3", "-fopenmp", "-ffast-math"]
-    capability = torch.backends.cpu.get_cpu_capability()
+def compile_flags(capability: str | None = None) -> list[str]:
+    """-O3 -ffast-math for speed, but with -fno-finite-math-only: the training loop's NaN guard needs
+    NaN and Inf to pass through the kernels, which finite-math-only lets the compiler assume away.
+    (exp still vectorizes: scan_cpu.cpp declares glibc's vector exp itself, since math.h only does
+    under full -ffast-math.) -ffast-math is a compile flag only: linking with it would set
+    flush-to-zero for the whole process."""
+    flags = ["-O3", "-fopenmp", "-ffast-math", "-fno-finite-math-only"]
+    capability = capability or torch.backends.cpu.get_cpu_capability()
     if capability in ("AVX2", "AVX512"):
         flags += ["-mavx2", "-mfma"]
     return flags
+
+
+def build_key(source: bytes, compile_flags: list[str], link_flags: list[str], torch_version: str,
+              capability: str) -> str:
+    """A short hash of everything the compiled library depends on (and nothing else, e.g. no path)."""
+    digest = hashlib.sha256(source)
+    for part in (*compile_flags, "|", *link_flags, "|", torch_version, capability):
+        digest.update(b"\0" + part.encode())
+    return digest.hexdigest()[:16]
+
+
+def extension_name(cflags: list[str] | None = None) -> str:
+    """The cached build's name for this source, these flags (default: compile_flags()), torch and CPU."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    cflags = compile_flags(capability) if cflags is None else cflags
+    key = build_key(SOURCE.read_bytes(), cflags, list(LINK_FLAGS), torch.__version__, capability)
+    return f"{EXTENSION_PREFIX}_{capability.lower()}_{key}"
+
+
+def _shared_source(build_dir: Path) -> Path:
+    """The source copied into the build folder (written only when missing or different, so its
+    mtime, which ninja compares, stays put): the one path every checkout's build command names."""
+    text = SOURCE.read_bytes()
+    copy = build_dir / SOURCE.name
+    if not copy.exists() or copy.read_bytes() != text:
+        temporary = copy.with_name(f"{copy.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(text)
+        os.replace(temporary, copy)
+    return copy
+
+
+def _modified_time(path: Path) -> float | None:
+    return path.stat().st_mtime if path.exists() else None
+
+
+def build(cflags: list[str] | None = None):
+    """Compile (or load from the cache) the kernels with `cflags` (default: compile_flags()); raises
+    on failure. Says so on stderr whenever a compilation actually happens."""
+    from torch.utils import cpp_extension
+
+    cflags = compile_flags() if cflags is None else cflags
+    name = extension_name(cflags)
+    build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+    source = _shared_source(build_dir)
+    library = build_dir / f"{name}.so"
+    built_at = _modified_time(library)
+    announced = built_at is None or built_at < source.stat().st_mtime
+    if announced:
+        print(f"building the fused CPU scan kernels into {build_dir} (once per machine and source, about a minute)...",
+              file=sys.stderr, flush=True)
+    module = cpp_extension.load(name=name, sources=[str(source)], extra_cflags=cflags,
+                                extra_ldflags=list(LINK_FLAGS), build_directory=str(build_dir), verbose=False)
+    if not announced and _modified_time(library) != built_at:
+        print(f"rebuilt the fused CPU scan kernels in {build_dir} (ninja found them out of date)",
+              file=sys.stderr, flush=True)
+    return module
 
 
 @functools.cache
@@ -39,20 +106,7 @@ def load():
     if os.environ.get("DECISION_BACKBONES_NO_CPU_KERNELS"):
         return None
     try:
-        from torch.utils import cpp_extension
-
-        name = f"decision_backbones_scan_cpu_{torch.backends.cpu.get_cpu_capability().lower()}"
-        build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
-        if not (build_dir / f"{name}.so").exists():
-            print(f"building the fused CPU scan kernels into {build_dir} (once per machine, about a minute)...",
-                  file=sys.stderr, flush=True)
-        return cpp_extension.load(
-            name=name,
-            sources=[str(SOURCE)],
-            extra_cflags=_flags(),
-            extra_ldflags=["-fopenmp", "-lmvec"],
-            verbose=False,
-        )
+        return build()
     except Exception as error:  # no compiler, no ninja, a failed build: all mean "use the torch path"
         warnings.warn(
             f"the fused CPU scan kernels could not be built ({type(error).__name__}: {str(error)[:300]}); "

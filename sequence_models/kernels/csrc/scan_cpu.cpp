@@ -1,20 +1,31 @@
 // Fused CPU kernels for the linear recurrence h_t = a_t * h_{t-1} + b_t and for minGRU / minLSTM
-// (gates + recurrence in one pass). Loaded by sequence_models/cpu_kernels.py with
+// (gates + recurrence in one pass). Loaded by sequence_models/kernels/cpu.py with
 // torch.utils.cpp_extension; Python owns the autograd wiring, these are the raw passes.
 //
 // Layout: every tensor is contiguous (B, T, F). Work is split into lanes (batch b, a block of
 // kBlock features) run in parallel with at::parallel_for (torch's threads); each lane walks time
 // sequentially with its running state in a small local array, so every pass reads and writes each
 // element once. Backward passes walk time in reverse and recompute the gates from the saved
-// pre-activations instead of storing them. Built with -ffast-math at compile time only (never linked
-// with it, so the process's floating-point modes are untouched) so that exp vectorizes (glibc's
-// libmvec); tests hold every kernel to the pure-PyTorch path.
+// pre-activations instead of storing them. Built with -ffast-math -fno-finite-math-only at compile
+// time only (never linked with it, so the process's floating-point modes are untouched): NaN and Inf
+// pass through as in PyTorch (the training loop's NaN guard relies on it), and exp vectorizes
+// (glibc's libmvec, declared below); tests hold every kernel to the pure-PyTorch path.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <c10/util/complex.h>
 
 #include <algorithm>
 #include <cmath>
+
+// glibc's math.h declares its vector exp (libmvec, which handles NaN and Inf) only under full
+// -ffast-math (__FAST_MATH__), which -fno-finite-math-only switches off; declaring it here keeps
+// exp inside the `omp simd` loops vectorized.
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(_OPENMP) && !defined(__FAST_MATH__)
+extern "C" {
+__attribute__((__simd__("notinbranch"))) double exp(double) noexcept;
+__attribute__((__simd__("notinbranch"))) float expf(float) noexcept;
+}
+#endif
 
 namespace {
 
@@ -44,12 +55,13 @@ template <typename T> inline T g_derivative(T x) {
 }
 
 // The state before step t of lane (n, j0..): h[t - 1] (h[t + 1] when reversed) or the initial state
-// (zeros when there is none), so inner loops read it without branching.
+// (zeros when there is none), so inner loops read it without branching. Indexed by the feature j,
+// like every row: the lane-local `zeros` (kBlock long, from j0) is shifted by j0 to match.
 template <typename S>
 inline const S* previous_states(const S* h, const S* initial, const S* zeros, int64_t n, int64_t length,
-                                int64_t width, int64_t t, bool first, bool reverse) {
+                                int64_t width, int64_t j0, int64_t t, bool first, bool reverse) {
   if (!first) return h + (n * length + (reverse ? t + 1 : t - 1)) * width;
-  return initial ? initial + n * width : zeros;
+  return initial ? initial + n * width : zeros - j0;
 }
 
 void check_sequence(const torch::Tensor& t, const char* name) {
@@ -105,7 +117,7 @@ void scan_backward_kernel(const S* grad, const S* a, const S* h, const S* initia
         carry[j - j0] = conj_if_complex(a_t[j]) * total;
       }
       if (grad_a) {
-        const S* h_previous = previous_states(h, initial, zeros, n, length, width, t, step == 0, reverse) - j0;
+        const S* h_previous = previous_states(h, initial, zeros, n, length, width, j0, t, step == 0, reverse);
 #pragma omp simd
         for (int64_t j = j0; j < j1; ++j) grad_a[row + j] = grad_b[row + j] * conj_if_complex(h_previous[j]);
       }
@@ -192,7 +204,7 @@ void min_gru_backward_kernel(const S* grad, const S* k, const S* h, const S* ini
       const S* gate = hidden + width;
       S* grad_hidden = grad_k + 2 * row;
       S* grad_gate = grad_hidden + width;
-      const S* previous = previous_states(h, initial, zeros, n, length, width, t, t == 0, false) - j0;
+      const S* previous = previous_states(h, initial, zeros, n, length, width, j0, t, t == 0, false);
 #pragma omp simd
       for (int64_t j = j0; j < j1; ++j) {
         const S total = grad[row + j] + carry[j - j0];
@@ -253,7 +265,7 @@ void min_lstm_backward_kernel(const S* grad, const S* k, const S* h, const S* in
       const int64_t row = (n * length + t) * width;
       const S* hidden = k + 3 * row;
       S* grad_hidden = grad_k + 3 * row;
-      const S* previous = previous_states(h, initial, zeros, n, length, width, t, t == 0, false) - j0;
+      const S* previous = previous_states(h, initial, zeros, n, length, width, j0, t, t == 0, false);
 #pragma omp simd
       for (int64_t j = j0; j < j1; ++j) {
         const S total = grad[row + j] + carry[j - j0];
