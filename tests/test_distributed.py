@@ -57,7 +57,7 @@ def test_two_ranks_match_one_process_with_the_doubled_batch(tmp_path):
     assert "batch 4 per rank x 2 ranks = 8" in out
 
     single = tiny_config(tmp_path, run_name="single", steps=steps, batch_size=8, eval_episodes=3)
-    assert (single.context_len, single.warmup_steps, single.eval_max_steps) == (4, 2, TINY["eval_max_steps"])
+    assert (single.context_len, single.optim.warmup_steps, single.eval_max_steps) == (4, 2, TINY["eval_max_steps"])
     single_results = train_agent(single, quiet=True)
 
     ddp_results = json.loads((tmp_path / "runs" / "ddp" / "results.json").read_text())

@@ -275,6 +275,12 @@ def _run(setup: Setup, task_name: str, build_task: Callable[[Setup], Task], scri
         if final is None:  # resumed a run that had already finished
             final = _evaluate(task, folder, ctx, True, trainer.step)
         divergence = distributed.max_parameter_divergence(ctx, task.model)
+    except (TrainingDiverged, RankStopped):
+        raise
+    except Exception as e:
+        if not ctx.enabled:
+            raise
+        raise RankStopped(distributed.stopped_message(ctx, e, f"at step {trainer.step}", last_good)) from e
     except KeyboardInterrupt:
         progress.close()
         if trainer.step != saved_step and finite_parameters(task.model):
