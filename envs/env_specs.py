@@ -93,6 +93,23 @@ def _wrappers_as_data(wrappers: Any, where: str) -> list[dict]:
     return plain_data(out, f"{where}: additional_wrappers")
 
 
+def _spec_fields(spec: EnvSpec) -> dict[str, Any]:
+    """The spec's fields as EnvSpec.to_json names them, values as they are (kwargs not yet checked)."""
+    return {
+        "id": spec.id,
+        "entry_point": _entry_point_name(spec.entry_point),
+        "reward_threshold": spec.reward_threshold,
+        "nondeterministic": spec.nondeterministic,
+        "max_episode_steps": spec.max_episode_steps,
+        "order_enforce": spec.order_enforce,
+        "disable_env_checker": spec.disable_env_checker,
+        "kwargs": spec.kwargs,
+        "additional_wrappers": [{"name": w.name, "entry_point": _entry_point_name(w.entry_point), "kwargs": w.kwargs}
+                                for w in spec.additional_wrappers],
+        "vector_entry_point": _entry_point_name(spec.vector_entry_point),
+    }
+
+
 def env_spec_to_data(spec: EnvSpec) -> dict[str, Any]:
     """The spec as a plain dict with EnvSpec.to_json's fields; InvalidEnvSpec when its kwargs are not data.
 
@@ -100,24 +117,12 @@ def env_spec_to_data(spec: EnvSpec) -> dict[str, Any]:
     rebuilding from the registry takes the registered one anyway)."""
     if not isinstance(spec, EnvSpec):
         raise InvalidEnvSpec(f"expected a gymnasium EnvSpec, got {type(spec).__name__}")
-    where = f"env spec {spec.id!r}"
-    return {
-        "id": spec.id,
-        "entry_point": _entry_point_name(spec.entry_point),
-        "reward_threshold": plain_data(spec.reward_threshold, f"{where}: reward_threshold"),
-        "nondeterministic": bool(spec.nondeterministic),
-        "max_episode_steps": spec.max_episode_steps,
-        "order_enforce": bool(spec.order_enforce),
-        "disable_env_checker": bool(spec.disable_env_checker),
-        "kwargs": plain_data(dict(spec.kwargs), f"{where}: kwargs"),
-        "additional_wrappers": _wrappers_as_data(spec.additional_wrappers, where),
-        "vector_entry_point": _entry_point_name(spec.vector_entry_point),
-    }
+    return plain_data(_spec_fields(spec), f"env spec {spec.id!r}")
 
 
 def _as_dict(data: str | Mapping | EnvSpec, where: str) -> dict[str, Any]:
     if isinstance(data, EnvSpec):
-        return env_spec_to_data(data)
+        return _spec_fields(data)
     if isinstance(data, (str, bytes)):
         try:
             data = json.loads(data)
@@ -167,7 +172,12 @@ def env_spec_from_data(
 
     entry_point = _typed(d, "entry_point", (str, type(None)), None, where, "a 'module:attr' string or None")
     vector_entry_point = _typed(d, "vector_entry_point", (str, type(None)), None, where, "a 'module:attr' string or None")
-    wrappers = _wrappers_as_data(d.get("additional_wrappers", []), where)
+    try:
+        wrappers = _wrappers_as_data(d.get("additional_wrappers", []), where)
+    except InvalidEnvSpec as e:
+        if allow_foreign_code:
+            raise
+        _refuse(where, f"additional_wrappers are not data ({e})")
     kwargs = d.get("kwargs", None)
     if kwargs is not None and not isinstance(kwargs, Mapping):
         raise InvalidEnvSpec(f"{where}: kwargs must be a dict, got {type(kwargs).__name__}")
