@@ -89,7 +89,7 @@ def test_failed_write_leaves_nothing(minari_root, monkeypatch):
     with pytest.raises(ValueError, match="zero steps"):
         write_minari_dataset("local/reacher/empty-v0", [dict(buffers[0], actions=np.zeros((0, 2)))],
                              "Reacher-v5", None, None, "random", "test")
-    with pytest.raises(ValueError, match="Malformed"):
+    with pytest.raises(ValueError, match="not a Minari dataset id"):
         write_minari_dataset("bad id", buffers, "Reacher-v5", None, None, "random", "test")
     assert leftovers(minari_root) == []
     assert minari.list_local_datasets() == {}
