@@ -28,6 +28,7 @@ import math
 from typing import Any, Mapping
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.envs.registration import EnvSpec, WrapperSpec
 
 OPT_IN = "--allow-foreign-env (allow_foreign_code=True)"
@@ -53,9 +54,12 @@ def plain_data(value: Any, where: str) -> Any:
     """`value` as plain JSON-type data (None, bool, int, float, str, lists, str-keyed dicts), copied.
 
     Raises InvalidEnvSpec naming the first non-plain part (a callable, a class, any other object):
-    such values are code or pickles, not data. Tuples become lists (JSON has no tuples)."""
+    such values are code or pickles, not data. Tuples become lists (JSON has no tuples), numpy
+    scalars Python numbers (torch weights_only refuses numpy objects)."""
     if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":  # numpy scalars: numbers, as data
+        return value.item()
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):

@@ -126,6 +126,12 @@ def test_download_failures_are_clear_and_leave_nothing(monkeypatch, minari_root)
     assert isinstance(err.value, DatasetError)
     assert not (minari_root / "mujoco/hopper/expert-v0").exists()
 
+    (minari_root / "mujoco/hopper/expert-v0").mkdir(parents=True)  # a folder left by something else
+    monkeypatch.setattr(minari, "download_dataset", lambda dataset_id: None)  # minari skips existing folders
+    with pytest.raises(DatasetDownloadError, match="holds no complete dataset.*remove that folder"):
+        load_episodes("mujoco/hopper/expert-v0", download=True)
+    (minari_root / "mujoco/hopper/expert-v0").rmdir()
+
     def no_client(dataset_id):
         raise ImportError("huggingface_hub is not installed")
 

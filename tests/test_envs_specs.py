@@ -164,6 +164,9 @@ def test_good_spec_round_trips_exactly_and_makes_the_env():
     # what gym.make records (the env's own spec) round-trips too, and so does a bare id
     assert env_spec_from_data(made.spec.to_json()) == made.spec
     assert env_spec_from_data({"id": IDP}) == gym.spec(IDP)
+    numpy_kwargs = EnvSpec(IDP, gym.spec(IDP).entry_point, kwargs={"reset_noise_scale": np.float32(0.5),
+                                                                    "frame_skip": np.int64(5), "camera": (1, 2)})
+    assert env_spec_to_data(numpy_kwargs)["kwargs"] == {"reset_noise_scale": 0.5, "frame_skip": 5, "camera": [1, 2]}
     # legacy gymnasium 0.29 fields are harmless booleans
     assert env_spec_from_data(dict(data, apply_api_compatibility=False, autoreset=False)) == spec
 
