@@ -2,9 +2,10 @@
 
 Alignment. Minari stores T+1 observations per episode against T actions: observations[t] is the
 state in which actions[t] was taken, observations[T] is the final state. We keep
-observations[:-1] as the states and observations[1:] as the next states, episode by episode, so the
-state/action pairing is right on every episode, not only the first (concatenating the raw
-observation arrays and slicing once shifts every later episode by one step per earlier episode).
+observations[:-1] as the states, episode by episode, so the state/action pairing is right on every
+episode, not only the first (concatenating the raw observation arrays and slicing once shifts every
+later episode by one step per earlier episode). The final observation pairs with no action and is
+not kept (nothing trains on next states).
 
 Observations. Flattened by envs.observations.flatten_observation (Box as is; goal-conditioned Dicts
 to concat(observation, desired_goal)), the one function evaluation uses too. Image observations are
