@@ -23,6 +23,8 @@ with torch weights_only and for JSON files; from_data(to_data(spec)) == spec for
 from __future__ import annotations
 
 import copy
+import importlib
+import importlib.util
 import json
 import math
 from typing import Any, Mapping
@@ -33,9 +35,14 @@ from gymnasium.envs.registration import EnvSpec, WrapperSpec
 
 OPT_IN = "--allow-foreign-env (allow_foreign_code=True)"
 
-# Keys gym.make_vec pops from a spec's kwargs as its own settings (how many envs, which vectorizer,
-# which wrapper callables): a stored spec must not choose them for the caller.
-MAKE_VEC_KEYS = ("num_envs", "vectorization_mode", "vector_kwargs", "wrappers")
+# Keys gym.make_vec takes from a spec's kwargs as its own settings (how many envs, which vectorizer,
+# which wrapper callables) or passes on as gym.make's parameters (time limit, env checker): a stored
+# spec must not choose them for the caller, nor undo its own checked time limit with them.
+RESERVED_KWARGS = ("num_envs", "vectorization_mode", "vector_kwargs", "wrappers", "id", "max_episode_steps",
+                   "disable_env_checker")
+# Installed packages that register env ids when imported (gymnasium_robotics: pointmaze, antmaze, ...).
+# Importing one of THESE is safe; a name taken from the file never is.
+ENV_PACKAGES = ("gymnasium_robotics",)
 # Fields of specs written by gymnasium < 1.0: harmless booleans that gymnasium 1.x no longer has.
 LEGACY_BOOLEAN_FIELDS = ("apply_api_compatibility", "autoreset")
 FIELDS = ("id", "entry_point", "reward_threshold", "nondeterministic", "max_episode_steps", "order_enforce",
@@ -146,6 +153,21 @@ def _typed(data: dict, key: str, types: tuple, default: Any, where: str, what: s
     return value
 
 
+def _registered_spec(env_id: str) -> EnvSpec | None:
+    """gym.registry[env_id], after importing the installed ENV_PACKAGES once if it is not there yet.
+
+    A dict lookup: gym.spec() would import the module of a "module:Env-v0" id, a name from the file."""
+    if env_id not in gym.registry:
+        for package in ENV_PACKAGES:
+            if package not in _IMPORTED_PACKAGES and importlib.util.find_spec(package) is not None:
+                _IMPORTED_PACKAGES.add(package)
+                importlib.import_module(package)
+    return gym.registry.get(env_id)
+
+
+_IMPORTED_PACKAGES: set[str] = set()
+
+
 def _refuse(where: str, what: str, why: str = "it would run code the file names") -> None:
     raise UnsafeEnvSpec(f"{where}: {what}; refused because {why}. If you trust its source, pass {OPT_IN}")
 
@@ -172,7 +194,7 @@ def env_spec_from_data(
     if not isinstance(env_id, str) or not env_id:
         raise InvalidEnvSpec(f"{where}: id must be a non-empty string, got {env_id!r:.60}")
     where = f"{where} ({env_id})" if env_id not in where else where
-    registered = gym.registry.get(env_id)  # a dict lookup: gym.spec() would import a "module:Env-v0" id's module
+    registered = _registered_spec(env_id)
 
     entry_point = _typed(d, "entry_point", (str, type(None)), None, where, "a 'module:attr' string or None")
     vector_entry_point = _typed(d, "vector_entry_point", (str, type(None)), None, where, "a 'module:attr' string or None")
@@ -188,7 +210,8 @@ def env_spec_from_data(
 
     if registered is None:
         if not allow_foreign_code:
-            _refuse(where, f"env id {env_id!r} is not registered in Gymnasium (entry point {entry_point!r})")
+            _refuse(where, f"env id {env_id!r} is not registered in Gymnasium (entry point {entry_point!r}; for an "
+                    f"env package's id, install the package, e.g. gymnasium-robotics for pointmaze/antmaze)")
         if entry_point is None and vector_entry_point is None:
             raise InvalidEnvSpec(f"{where}: env id {env_id!r} is not registered and the spec names no entry point")
         registered = EnvSpec(env_id, entry_point=entry_point, vector_entry_point=vector_entry_point)
@@ -213,10 +236,10 @@ def env_spec_from_data(
             kwargs = plain_data(kwargs, f"{where}: kwargs")
         except InvalidEnvSpec as e:  # a callable or object among the env's arguments is code, not data
             _refuse(where, str(e).removeprefix(f"{where}: "), "env arguments must be data")
-        vec_keys = sorted(set(kwargs) & set(MAKE_VEC_KEYS))
-        if vec_keys:
-            _refuse(where, f"kwargs {vec_keys} are gym.make_vec's own settings (number of envs, vectorizer, "
-                    "wrapper callables), not env arguments", "a stored spec must not choose them")
+        reserved = sorted(set(kwargs) & set(RESERVED_KWARGS))
+        if reserved:
+            _refuse(where, f"kwargs {reserved} are gym.make_vec / gym.make settings (number of envs, vectorizer, "
+                    "wrapper callables, time limit), not env arguments", "a stored spec must not choose them")
 
     max_steps = _typed(d, "max_episode_steps", (int, type(None)), registered.max_episode_steps, where,
                        "a positive int or None")

@@ -134,6 +134,8 @@ def test_non_plain_kwargs_and_make_vec_settings_are_refused():
         env_spec_from_data(spec)
     with pytest.raises(UnsafeEnvSpec, match=r"\['num_envs', 'vectorization_mode'\] are gym.make_vec"):
         env_spec_from_data(dict(good, kwargs={"num_envs": 10_000, "vectorization_mode": "async"}))
+    with pytest.raises(UnsafeEnvSpec, match=r"\['max_episode_steps'\] are gym.make_vec / gym.make settings"):
+        env_spec_from_data(dict(good, kwargs={"max_episode_steps": -1}))  # would undo the checked time limit
     with pytest.raises(UnsafeEnvSpec, match="is not registered"):
         env_spec_from_data({"id": "os:Pwn-v0"})  # a "module:Env" id would make gym.spec import the module
     for bad, message in [
