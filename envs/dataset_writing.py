@@ -99,9 +99,9 @@ def write_minari_dataset(
     from minari.namespace import create_namespace, list_local_namespaces
     from minari.storage import get_dataset_path
 
-    from minari.dataset.minari_dataset import parse_dataset_id
+    from envs.minari_loading import check_dataset_id
 
-    parse_dataset_id(dataset_id)  # a malformed id fails here, before anything is written (ValueError)
+    check_dataset_id(dataset_id)  # a malformed id fails here, before anything is written (InvalidDatasetIdError)
     if not buffers:
         raise ValueError(f"refusing to write {dataset_id}: no episodes")
     if any(len(b["actions"]) == 0 for b in buffers):

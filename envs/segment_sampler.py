@@ -38,7 +38,7 @@ SEGMENT_STARTS = ("any", "fit")
 
 @dataclass
 class SegmentBatch:
-    states: torch.Tensor  # (B, K, obs_dim) float32, normalised with the store's state_mean/state_std when asked
+    states: torch.Tensor  # (B, K, obs_dim) float32, normalised with the store's state_mean/state_std
     actions: torch.Tensor  # (B, K, act_dim) float32, raw (within the action bounds)
     returns_to_go: torch.Tensor  # (B, K, 1) float32, undiscounted, times return_scale
     timesteps: torch.Tensor  # (B, K) int64, step within the episode, clipped to max_ep_len - 1
@@ -59,7 +59,6 @@ class SegmentSampler:
         batch_size: int = 64,
         return_scale: float = 1e-3,
         max_ep_len: int | None = None,
-        normalize_states: bool = True,
         device: str | torch.device = "cpu",
         seed: int = 0,
         rank: int = 0,
@@ -76,14 +75,12 @@ class SegmentSampler:
         self.rank, self.world_size = rank, world_size
         self.context_len, self.batch_size, self.return_scale = context_len, batch_size, return_scale
         self.max_ep_len = max_ep_len if max_ep_len is not None else store.max_episode_steps
-        self.normalize_states = normalize_states
         self.device = torch.device(device)
         self.state_mean = torch.as_tensor(store.state_mean, device=self.device)
         self.state_std = torch.as_tensor(store.state_std, device=self.device)
 
         states = torch.as_tensor(store.states, device=self.device)
-        if normalize_states:
-            states = (states - self.state_mean) / self.state_std
+        states = (states - self.state_mean) / self.state_std  # the model normalises env observations the same way
         # One padding row at index N: padded positions gather it, so no masking of values is needed.
         pad = lambda x: torch.cat([x, torch.zeros_like(x[:1])])  # noqa: E731
         self._states = pad(states)
@@ -128,14 +125,6 @@ class SegmentSampler:
             starts=starts,
             global_valid=global_valid,
         )
-
-    def __iter__(self):
-        while True:
-            yield self.sample()
-
-    def normalize_state(self, states: torch.Tensor) -> torch.Tensor:
-        """What the sampler did to the stored states, for the evaluator to do to env observations."""
-        return (states - self.state_mean) / self.state_std if self.normalize_states else states
 
     def state_dict(self) -> dict:
         return {"seed": self.seed, "generator": self.generator.get_state()}

@@ -4,6 +4,10 @@ Holds the aligned arrays from envs.minari_loading (episode e is rows episode_sta
 episode_starts[e + 1]) plus undiscounted returns-to-go, per-episode returns and lengths, the state
 mean/std used for normalisation, the action bounds, the env to evaluate in, and the reference that
 turns a return into a normalized score (and says which reference it is).
+
+The env to evaluate in (`env_spec`) is the episodes' eval env spec, which envs.minari_loading has
+already rebuilt from the Gymnasium registry (envs.env_specs): a store never holds a spec that chose
+its own code, unless the user allowed foreign code when loading.
 """
 
 from __future__ import annotations
@@ -28,11 +32,8 @@ class TrajectoryStore:
         self.episodes = episodes
         self.dataset_id = episodes.dataset_id
         self.states = episodes.observations
-        self.next_states = episodes.next_observations
         self.actions = episodes.actions
         self.rewards = episodes.rewards
-        self.terminations = episodes.terminations
-        self.truncations = episodes.truncations
         self.episode_starts = episodes.episode_starts
         self.episode_lengths = np.diff(self.episode_starts)
         self.returns_to_go = returns_to_go(self.rewards, self.episode_starts)
@@ -55,8 +56,9 @@ class TrajectoryStore:
             self.reference, self.reference_missing_reason = None, str(e)
 
     @classmethod
-    def from_dataset_id(cls, dataset_id: str, download: bool = False) -> "TrajectoryStore":
-        return cls(load_episodes(dataset_id, download=download))
+    def from_dataset_id(cls, dataset_id: str, download: bool = False, allow_foreign_code: bool = False) -> "TrajectoryStore":
+        """Load a dataset; its stored env specs are checked (envs.env_specs: UnsafeEnvSpec unless allow_foreign_code)."""
+        return cls(load_episodes(dataset_id, download=download, allow_foreign_code=allow_foreign_code))
 
     @property
     def num_episodes(self) -> int:

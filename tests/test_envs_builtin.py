@@ -10,7 +10,7 @@ import pytest
 
 from envs.builtin_datasets import BUILTIN_DATASETS, DEFAULT_DATASET_ID, ensure_builtin_dataset
 from envs.dataset_writing import rollout_episodes, write_minari_dataset
-from envs.eval_env import make_eval_env, make_eval_vector_env
+from envs.eval_env import eval_env_spec, make_eval_vector_env
 from envs.scripted_controllers import DoublePendulumLQR
 from envs.trajectory_store import TrajectoryStore
 from tests.script_loading import load_script
@@ -62,8 +62,10 @@ def test_make_dataset_random_recording_read_back_by_minari(minari_root):
     episode = next(iter(dataset.iterate_episodes()))
     assert episode.observations.shape == (51, 10) and episode.actions.shape == (50, 2)
     assert dataset.env_spec.id == "Reacher-v5"
-    assert make_eval_env("local/reacher/random-v0").spec.id == "Reacher-v5"
-    assert make_eval_vector_env("local/reacher/random-v0", 2).num_envs == 2
+    assert eval_env_spec("local/reacher/random-v0").id == "Reacher-v5"
+    vector_env = make_eval_vector_env("local/reacher/random-v0", 2)
+    assert vector_env.num_envs == 2 and vector_env.spec.id == "Reacher-v5"
+    vector_env.close()
     with pytest.raises(SystemExit, match="already exists"):
         module.main(module.Args(dataset_id="local/reacher/random-v0", env_id="Reacher-v5", num_episodes=4))
     with pytest.raises(SystemExit, match="not a registered Gymnasium env"):
@@ -87,7 +89,7 @@ def test_failed_write_leaves_nothing(minari_root, monkeypatch):
     with pytest.raises(ValueError, match="zero steps"):
         write_minari_dataset("local/reacher/empty-v0", [dict(buffers[0], actions=np.zeros((0, 2)))],
                              "Reacher-v5", None, None, "random", "test")
-    with pytest.raises(ValueError, match="Malformed"):
+    with pytest.raises(ValueError, match="not a Minari dataset id"):
         write_minari_dataset("bad id", buffers, "Reacher-v5", None, None, "random", "test")
     assert leftovers(minari_root) == []
     assert minari.list_local_datasets() == {}

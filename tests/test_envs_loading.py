@@ -11,8 +11,10 @@ from minari.data_collector import EpisodeBuffer
 from envs.dataset_writing import rollout_episodes, write_minari_dataset
 from envs.minari_loading import (
     DatasetDownloadError,
+    DatasetError,
     DatasetFormatError,
     DatasetNotFoundError,
+    InvalidDatasetIdError,
     flatten_episodes,
     load_episodes,
 )
@@ -55,7 +57,7 @@ def test_counter_dataset_aligned_on_every_episode():
         states, actions = data.observations[s:end], data.actions[s:end, 0]
         assert np.all(states[:, 0] == e)
         assert np.array_equal(actions, states[:, 0] * 1000 + states[:, 1])  # a = pi(s) at every step
-        assert np.array_equal(data.next_observations[s:end, 1], states[:, 1] + 1)
+        assert np.array_equal(states[:, 1], np.arange(end - s))  # the final observation is not a state
         assert data.terminations[end - 1] == (e % 2 == 0) and data.truncations[end - 1] == (e % 2 == 1)
         assert not data.terminations[s:end - 1].any() and not data.truncations[s:end - 1].any()
 
@@ -73,8 +75,8 @@ def test_controller_dataset_action_is_policy_of_stored_state_on_every_episode():
         expected = np.stack([policy(o) for o in data.observations[s:end].astype(np.float64)])
         np.testing.assert_allclose(data.actions[s:end], expected, atol=1e-4)
         # the test has power: pairing actions with the next states (the usual bug) fails it
-        shifted = np.stack([policy(o) for o in data.next_observations[s:end].astype(np.float64)])
-        assert np.abs(data.actions[s:end] - shifted).max() > 1e-2
+        shifted = np.stack([policy(o) for o in data.observations[s + 1:end].astype(np.float64)])
+        assert np.abs(data.actions[s:end - 1] - shifted).max() > 1e-2
 
 
 def test_goal_dict_observations_are_observation_then_desired_goal():
@@ -94,7 +96,7 @@ def test_goal_dict_observations_are_observation_then_desired_goal():
     assert data.observations.shape == (7, 6)
     assert data.observation_layout == "observation(4,) + desired_goal(2,)"
     np.testing.assert_array_equal(data.observations[3], [100, 101, 102, 103, 1, 1])  # episode 1, t = 0
-    np.testing.assert_array_equal(data.next_observations[2], [12, 13, 14, 15, 0, 0])  # episode 0, last
+    np.testing.assert_array_equal(data.observations[2], [8, 9, 10, 11, 0, 0])  # episode 0, last state
 
 
 def test_unknown_dataset_says_how_to_list_and_download_and_names_builtins():
@@ -105,8 +107,11 @@ def test_unknown_dataset_says_how_to_list_and_download_and_names_builtins():
     assert "builtin/inverteddoublependulum/mixed-v0" in msg
     with pytest.raises(DatasetNotFoundError, match="not a built-in"):
         load_episodes("builtin/nothere/mixed-v0")
-    with pytest.raises(DatasetNotFoundError, match="not a Minari dataset id"):
-        load_episodes("no spaces allowed")
+    for bad in ("no spaces allowed", "nope", "a/b", 3):  # "nope" made minari's parser raise a TypeError
+        with pytest.raises(InvalidDatasetIdError, match="not a Minari dataset id: expected namespace/name-vN") as err:
+            load_episodes(bad)
+        assert repr(bad) in str(err.value) and "builtin/" in str(err.value) and "\n" not in str(err.value)
+        assert isinstance(err.value, ValueError) and isinstance(err.value, DatasetError)
 
 
 def test_download_failures_are_clear_and_leave_nothing(monkeypatch, minari_root):
@@ -117,8 +122,15 @@ def test_download_failures_are_clear_and_leave_nothing(monkeypatch, minari_root)
     monkeypatch.setattr(minari, "download_dataset", offline)
     with pytest.raises(DatasetDownloadError, match="no network") as err:
         load_episodes("mujoco/hopper/expert-v0", download=True)
-    assert "minari download mujoco/hopper/expert-v0" in str(err.value)
+    assert "minari download mujoco/hopper/expert-v0" in str(err.value) and "\n" not in str(err.value)
+    assert isinstance(err.value, DatasetError)
     assert not (minari_root / "mujoco/hopper/expert-v0").exists()
+
+    (minari_root / "mujoco/hopper/expert-v0").mkdir(parents=True)  # a folder left by something else
+    monkeypatch.setattr(minari, "download_dataset", lambda dataset_id: None)  # minari skips existing folders
+    with pytest.raises(DatasetDownloadError, match="holds no complete dataset.*remove that folder"):
+        load_episodes("mujoco/hopper/expert-v0", download=True)
+    (minari_root / "mujoco/hopper/expert-v0").rmdir()
 
     def no_client(dataset_id):
         raise ImportError("huggingface_hub is not installed")
