@@ -16,7 +16,7 @@ import torch
 import tyro
 
 from agents.checkpoints import load_agent
-from agents.run import default_targets, run_evaluation
+from agents.run import run_evaluation
 from sequence_models.training.checkpoint import CheckpointError
 from sequence_models.training.config import ConfigError, override
 from sequence_models.training.device import pick_device
@@ -40,6 +40,9 @@ class EvaluateArgs:
     device: str = "auto"
     cpu_threads: int = 1
     """torch threads on CPU (0: torch's default)"""
+    allow_foreign_env: bool = False
+    """accept an env spec whose entry point or wrappers are not Gymnasium's registered ones (that runs code
+    the checkpoint names): only for checkpoints you trust"""
     output: str = ""
     """JSON file to write (default: <run>/eval-<checkpoint>-<mode>.json)"""
 
@@ -75,15 +78,16 @@ def evaluate_checkpoint(args: EvaluateArgs) -> dict:
     if device.type == "cpu" and args.cpu_threads:
         torch.set_num_threads(args.cpu_threads)
     path = resolve_checkpoint(args.checkpoint)
-    model, config, info = load_agent(path, device)
+    model, config, info = load_agent(path, device, allow_foreign_env=args.allow_foreign_env)
     overrides = {}
     if args.max_steps >= 0:
         overrides["eval_max_steps"] = args.max_steps
-    config = override(config, eval_vectorization=args.vectorization, **overrides)
-    targets = args.targets or tuple(config.eval_targets) or default_targets(info)
+    config = override(config, eval_vectorization=args.vectorization, allow_foreign_env=args.allow_foreign_env,
+                      **overrides)
+    targets = args.targets or tuple(config.eval_targets) or info.default_targets()
     report = run_evaluation(model, config, info, targets, mode=args.mode or config.eval_mode,
                             episodes=args.episodes or config.eval_episodes, seed=args.seed)
-    print(f"{path}: {config.backbone.name} ({config.backbone.gradient}) on {info['env_id']}")
+    print(f"{path}: {config.backbone.name} ({config.backbone.gradient}) on {info.env_id}")
     print("\n".join(report.lines()))
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     output = Path(args.output) if args.output else run_dir / f"eval-{path.stem}-{report.mode}.json"

@@ -19,13 +19,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gymnasium.envs.registration import EnvSpec
-
-from agents.checkpoints import build_model, check_shapes, dataset_info, reference_of
+from agents.checkpoints import build_model, check_shapes
 from agents.config import AgentConfig, describe_backbone
 from agents.evaluator import EvalReport, evaluate
 from agents.trainer import agent_loss
 from envs.builtin_datasets import BUILTIN_DATASETS, ensure_builtin_dataset
+from envs.dataset_info import DatasetInfo
 from envs.segment_sampler import SegmentSampler
 from envs.trajectory_store import TrajectoryStore
 from sequence_models.training.distributed import Context
@@ -37,28 +36,16 @@ SCRIPT = "scripts/train_agent.py"
 def load_store(config: AgentConfig) -> TrajectoryStore:
     if config.dataset in BUILTIN_DATASETS:
         ensure_builtin_dataset(config.dataset)
-    return TrajectoryStore.from_dataset_id(config.dataset, download=config.download)
+    return TrajectoryStore.from_dataset_id(config.dataset, download=config.download,
+                                           allow_foreign_code=config.allow_foreign_env)
 
 
-def default_targets(info: dict[str, Any]) -> tuple[float, ...]:
-    """The dataset's best and mean episode returns (high first: best.pt follows the first target).
-
-    Not "half the best": returns may be negative (Reacher), where half the best is a higher target."""
-    def tidy(x: float) -> float:
-        return float(round(x)) if abs(x) >= 100 else round(x, 1)
-
-    return (tidy(info["return_max"]), tidy(info["return_mean"]))
-
-
-def env_spec_of(info: dict[str, Any], dataset: str) -> EnvSpec | str:
-    return EnvSpec.from_json(info["env_spec"]) if info.get("env_spec") else dataset
-
-
-def run_evaluation(model, config: AgentConfig, info: dict[str, Any], targets, mode: str | None = None,
+def run_evaluation(model, config: AgentConfig, info: DatasetInfo, targets, mode: str | None = None,
                    episodes: int | None = None, seed: int | None = None, ctx: Context | None = None) -> EvalReport:
-    reference, reason = reference_of(info)
+    """evaluate() with the run's settings, in the env the dataset names (its spec, else its id)."""
+    reference, reason = info.reference_with_reason
     return evaluate(
-        model, env_spec_of(info, config.dataset), list(targets), episodes or config.eval_episodes,
+        model, info.eval_env_spec or config.dataset, list(targets), episodes or config.eval_episodes,
         mode=mode or config.eval_mode, context_len=config.context_len, return_scale=config.return_scale,
         seed=config.run.seed + 10_000 if seed is None else seed, max_steps=config.eval_max_steps,
         vectorization=config.eval_vectorization, reference=reference, no_reference_reason=reason,
@@ -83,8 +70,8 @@ class AgentTask:
     def __init__(self, config: AgentConfig, setup: Setup):
         self.config, self.ctx = config, setup.ctx
         self.store = load_store(config)
-        self.info = dataset_info(self.store)
-        self.targets = tuple(config.eval_targets) or default_targets(self.info)
+        self.info = DatasetInfo.from_store(self.store)
+        self.targets = tuple(config.eval_targets) or self.info.default_targets()
         max_ep_len = config.max_ep_len or self.store.max_episode_steps
         self.sampler = SegmentSampler(self.store, config.context_len, config.batch_size, config.return_scale, max_ep_len,
                                       device=setup.device, seed=config.run.seed, rank=self.ctx.rank,
@@ -108,7 +95,7 @@ class AgentTask:
         self.sampler.load_state_dict(sampler_state)
 
     def checkpoint_extras(self) -> dict[str, Any]:
-        return {"dataset_info": self.info, "targets": list(self.targets)}
+        return {"dataset_info": self.info.to_plain(), "targets": list(self.targets)}
 
     def check_checkpoint(self, payload: dict[str, Any], path: Path) -> None:
         check_shapes(payload.get("dataset_info", {}), self.store.obs_dim, self.store.act_dim, path)
@@ -126,10 +113,10 @@ class AgentTask:
         report, config, info = self.last_report, self.config, self.info
         best_summary = best.get("summary") or {}
         results = {
-            "dataset": config.dataset, "env_id": info["env_id"], "backbone": config.backbone.name,
+            "dataset": config.dataset, "env_id": info.env_id, "backbone": config.backbone.name,
             "gradient": config.backbone.gradient, "parameters": sum(p.numel() for p in self.model.parameters()),
-            "reference": report.reference, "note": report.note, "dataset_return_mean": info["return_mean"],
-            "dataset_normalized_mean": info.get("normalized_mean"), "final": report.summary(),
+            "reference": report.reference, "note": report.note, "dataset_return_mean": info.return_mean,
+            "dataset_normalized_mean": info.normalized_mean, "final": report.summary(),
             "final_score": {f"{t.target:g}": report.score(i) for i, t in enumerate(report.targets)},
             "best": best,
             "best_score": {f"{t['target']:g}": t.get("normalized_mean", t["return_mean"])
@@ -144,8 +131,8 @@ class AgentTask:
         report = self.last_report
         unit = "normalized" if report.reference else "return"
         lines = [""] + report.lines()
-        if self.info.get("normalized_mean") is not None:
-            lines.append(f"dataset mean normalized return: {self.info['normalized_mean']:.1f}")
+        if self.info.normalized_mean is not None:
+            lines.append(f"dataset mean normalized return: {self.info.normalized_mean:.1f}")
         lines.append(f"results:      {Path(results['run_dir']) / 'results.json'}  (final {unit} at {self.targets[0]:g}: "
                      f"{report.score(0):.1f}; wall time {results['wall_time_s']:.0f} s)")
         return lines
