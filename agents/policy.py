@@ -79,7 +79,7 @@ class Policy:
         b, device = self.batch_size, self.device
         state = self.model.normalize_states(torch.as_tensor(observation, dtype=torch.float32, device=device))
         scaled = np.asarray(return_to_go, dtype=np.float64) * self.return_scale
-        r = torch.as_tensor(np.broadcast_to(scaled, (b,)), dtype=torch.float32, device=device)[:, None]
+        r = torch.as_tensor(scaled, dtype=torch.float32, device=device).reshape(-1).expand(b)[:, None]
         t = torch.full((b,), timestep, dtype=torch.long, device=device)
         if self.mode == "recurrent":
             return self._recurrent(r, state, t)
