@@ -12,6 +12,7 @@
     options        the agent suites' flags
 
 Models are the DT paper's size (embed 128, 3 layers, 1 head, dropout 0.1), untrained, every backbone
-with its default (bptt) gradient; the sizes are arguments so tests can shrink them. Every suite steps
-the model through agents.policy.Policy, the evaluator's own, so what is timed is what evaluation runs.
+with its default (bptt) gradient; the sizes are arguments so tests can shrink them. The evaluation and
+latency suites step the model through agents.policy.Policy, the evaluator's own, so what is timed is
+what evaluation runs; the training suites time agents.trainer.Trainer's train_step.
 """
