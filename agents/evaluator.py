@@ -10,22 +10,15 @@ default next-step autoreset starts it on a new episode, whose rewards are ignore
 batch shape fixed (no re-batching, no per-env bookkeeping in the model's state) at the price of
 model calls for finished envs; the loop stops as soon as every env has finished once.
 
-Modes.
-  window     each step re-runs the last K steps (3K-1 tokens) from a fresh backbone state, as DT
-             does. For t < K the window is just the steps so far.
-  recurrent  each step feeds the new tokens (a_{t-1}, R̂_t, s_t) and carries the backbone state over
-             the whole episode: O(1) per step for recurrent backbones, a KV cache for the transformer.
-             The transformer's cache keeps the last `kv_steps` steps (default K, the span it was
-             trained on: every query then sees at most 3K-1 tokens, as in training, and a step costs
-             O(K)); kv_steps=0 keeps the whole episode (O(t) per step, attention beyond the trained span).
-Both give the same actions for the first K steps (the same tokens, one causal computation; with
-kv_steps >= K no cache entry is dropped before step K).
+Modes: window (re-run the last K steps, as DT) or recurrent (carry the backbone state; a KV cache of
+`kv_steps` steps for the transformer); agents/policy.py, whose Policy steps the model for every env,
+describes both. They give the same actions for the first K steps.
 
 Data parallel (torchrun): pass a distributed Context and the targets x episodes envs are split
 into contiguous shares, one per rank; each env keeps its seed (seed + e) and target, so the gathered
 report holds the same episodes as one process running them all (every rank gets the whole report).
 
-Return-to-go: R̂_0 = target, R̂_{t+1} = R̂_t − r_t, times return_scale before embedding (as DT).
+Return-to-go: R̂_0 = target, R̂_{t+1} = R̂_t − r_t (the Policy scales it by return_scale, as DT).
 """
 
 from __future__ import annotations
@@ -42,9 +35,9 @@ import torch
 from gymnasium.envs.registration import EnvSpec
 
 from agents.model import DecisionModel
+from agents.policy import MODES, Policy
 from envs.eval_env import make_eval_vector_env
 from envs.reference_scores import ReferenceScore
-from sequence_models.attention import KVCache
 from sequence_models.training.distributed import Context, all_gather_object, shard
 
 
@@ -128,17 +121,6 @@ def choose_vectorization(num_envs: int, requested: str = "auto") -> str:
     return "async" if num_envs >= 16 and (os.cpu_count() or 1) >= 8 else "sync"
 
 
-def trim_kv_cache(carry: Any, keep_tokens: int) -> Any:
-    """The backbone state with every layer's KV cache cut to its last keep_tokens tokens (others untouched)."""
-    if not isinstance(carry, list):
-        return carry
-    def trim(c: KVCache) -> KVCache:
-        start = c.keys.shape[2] - keep_tokens
-        return KVCache(c.keys[:, :, start:], c.values[:, :, start:], c.valid[:, start:])
-
-    return [trim(c) if isinstance(c, KVCache) and c.keys.shape[2] > keep_tokens else c for c in carry]
-
-
 def with_time_limit(spec: EnvSpec, max_steps: int) -> EnvSpec:
     """The same env with a shorter (or unchanged) time limit."""
     if max_steps <= 0:
@@ -169,7 +151,7 @@ def evaluate(
 
     kv_steps (recurrent mode, transformer): steps kept in the KV cache; -1: context_len; 0: all.
     ctx: when distributed, this rank runs its share of the episodes and the report gathers them all."""
-    if mode not in ("window", "recurrent"):
+    if mode not in MODES:
         raise ValueError(f"mode must be 'window' or 'recurrent', got {mode!r}")
     if not targets or episodes < 1 or context_len < 1:
         raise ValueError("need at least one target, one episode and context_len >= 1")
@@ -223,7 +205,6 @@ def _run_episodes(model: DecisionModel, spec: EnvSpec, target_column: np.ndarray
     """One vector env, env i conditioned on target_column[i] and reset with seeds[i]:
     (returns, lengths, steps taken, recorded actions, seconds after the env was made)."""
     batch = len(seeds)
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
 
@@ -231,38 +212,15 @@ def _run_episodes(model: DecisionModel, spec: EnvSpec, target_column: np.ndarray
     try:
         t0 = time.perf_counter()
         obs, _ = envs.reset(seed=list(seeds))
+        policy = Policy(model, mode, batch, context_len, kv_steps, return_scale)
         rtg = target_column.copy()  # unscaled R̂ per env
         returns = np.zeros(batch)
         lengths = np.zeros(batch, dtype=np.int64)
         done = np.zeros(batch, dtype=bool)
-        act_dim = model.act_dim
-        # window history (the last K steps), or the recurrent carry
-        hist_s = torch.zeros(batch, 0, model.obs_dim, device=device)
-        hist_a = torch.zeros(batch, 0, act_dim, device=device)
-        hist_r = torch.zeros(batch, 0, 1, device=device)
-        hist_t = torch.zeros(batch, 0, dtype=torch.long, device=device)
-        carry, previous_action, previous_t = None, None, None
-        kv_steps = context_len if kv_steps < 0 else kv_steps
-        kv_keep = max(0, 3 * kv_steps - 4) if kv_steps else None
         recorded, steps_taken = [], 0
 
         for t in range(horizon):
-            state = model.normalize_states(torch.as_tensor(obs, dtype=torch.float32, device=device))
-            r = torch.as_tensor(rtg * return_scale, dtype=torch.float32, device=device)[:, None]
-            timestep = torch.full((batch,), t, dtype=torch.long, device=device)
-            if mode == "recurrent":
-                action, carry = model.recurrent_actions(r, state, timestep, previous_action, previous_t, carry)
-                if kv_keep is not None:  # before the next call adds a_t, R̂_{t+1}, s_{t+1}: 3·steps - 1 tokens in all
-                    carry = trim_kv_cache(carry, kv_keep)
-                previous_action, previous_t = action, timestep
-            else:
-                keep = context_len - 1
-                hist_s = torch.cat([hist_s[:, -keep:] if keep else hist_s[:, :0], state[:, None]], dim=1)
-                hist_r = torch.cat([hist_r[:, -keep:] if keep else hist_r[:, :0], r[:, None]], dim=1)
-                hist_t = torch.cat([hist_t[:, -keep:] if keep else hist_t[:, :0], timestep[:, None]], dim=1)
-                hist_a = torch.cat([hist_a[:, -keep:] if keep else hist_a[:, :0], torch.zeros(batch, 1, act_dim, device=device)], dim=1)
-                action = model.window_actions(hist_r, hist_s, hist_a, hist_t)
-                hist_a[:, -1] = action
+            action = policy.act(obs, rtg, t)
             action_np = action.float().cpu().numpy()
             if record_actions:
                 recorded.append(action_np)

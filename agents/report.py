@@ -1,6 +1,7 @@
 """Agent runs on disk -> a paper-style comparison table (markdown, CSV) and learning-curve plots.
 
-One piece of code for `scripts/report.py` (any run folders) and `scripts/sweep.py` (its grid).
+One piece of code for `scripts/report.py` (any run folders) and `scripts/sweep.py` (its grid); the
+markdown, CSV and plot files are written by sequence_models/benchmarks/tables.py, as the benchmarks' are.
 
 Table. Rows are datasets, columns methods (the backbone, plus "-gradient" when it is not bptt),
 as in the minGRU paper's Table 3; each method has a "last" and a "best" column, as CORL reports:
@@ -21,8 +22,6 @@ one line per method: the mean over seeds, shaded ± std, on the steps every seed
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
+from sequence_models.benchmarks import tables
 
 
 @dataclass
@@ -189,6 +190,7 @@ def _order(cells: dict[tuple[str, str], Cell]) -> tuple[list[str], list[str]]:
 
 
 def markdown_table(cells: dict[tuple[str, str], Cell], decimals: int = 1) -> str:
+    """The datasets x methods table ("last" and "best" per method, an "average" row) and its notes."""
     if not cells:
         return "no finished runs\n"
     datasets, methods = _order(cells)
@@ -205,17 +207,15 @@ def markdown_table(cells: dict[tuple[str, str], Cell], decimals: int = 1) -> str
             text += f" (n={len(cell.seeds)})"
         return text
 
-    header = "| dataset | " + " | ".join(f"{m} last | {m} best" for m in methods) + " |"
-    lines = [header, "|---|" + "---|---|" * len(methods)]
-    for d in datasets:
-        lines.append(f"| {d} | " + " | ".join(f"{fmt(cells.get((d, m)), 'last')} | {fmt(cells.get((d, m)), 'best')}"
-                                            for m in methods) + " |")
-    if len(datasets) > 1:
-        def avg(m: str, which: str) -> str:
-            means = [getattr(cells[(d, m)], f"{which}_mean_std")[0] for d in datasets if (d, m) in cells]
-            return f"{np.mean(means):.{decimals}f}" + ("" if len(means) == len(datasets) else f" ({len(means)} of {len(datasets)})")
+    def avg(m: str, which: str) -> str:
+        means = [getattr(cells[(d, m)], f"{which}_mean_std")[0] for d in datasets if (d, m) in cells]
+        return f"{np.mean(means):.{decimals}f}" + ("" if len(means) == len(datasets) else f" ({len(means)} of {len(datasets)})")
 
-        lines.append("| average | " + " | ".join(f"{avg(m, 'last')} | {avg(m, 'best')}" for m in methods) + " |")
+    columns = ["dataset"] + [f"{m} {which}" for m in methods for which in ("last", "best")]
+    rows = [{"dataset": d, **{f"{m} {which}": fmt(cells.get((d, m)), which) for m in methods for which in ("last", "best")}}
+            for d in datasets]
+    if len(datasets) > 1:
+        rows.append({"dataset": "average", **{f"{m} {which}": avg(m, which) for m in methods for which in ("last", "best")}})
     ddof = next(iter(cells.values())).ddof
     notes = [f"mean ± {'sample (ddof=1)' if ddof else 'population (ddof=0)'} std over {most} seed{'s' * (most != 1)}"
              " of the normalized score at the first target; last: final evaluation, best: best evaluation"]
@@ -223,7 +223,7 @@ def markdown_table(cells: dict[tuple[str, str], Cell], decimals: int = 1) -> str
         notes.append("*: raw return (the dataset has no reference score)")
     if len(datasets) > 1:
         notes.append("average: mean over datasets of the means")
-    return "\n".join(lines) + "\n\n" + "; ".join(notes) + ".\n"
+    return tables.markdown_table(rows, columns) + "\n\n" + "; ".join(notes) + ".\n"
 
 
 CSV_FIELDS = ("dataset", "method", "n_seeds", "seeds", "last_mean", "last_std", "best_mean", "best_std",
@@ -231,20 +231,20 @@ CSV_FIELDS = ("dataset", "method", "n_seeds", "seeds", "last_mean", "last_std", 
 
 
 def csv_table(cells: dict[tuple[str, str], Cell]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_FIELDS)
+    """One CSV row per (dataset, method) cell: mean and std of last and best, and every seed's value."""
     datasets, methods = _order(cells)
+    rows = []
     for d in datasets:
         for m in methods:
             c = cells.get((d, m))
             if c is None:
                 continue
             (lm, ls), (bm, bs) = c.last_mean_std, c.best_mean_std
-            writer.writerow([d, m, len(c.seeds), " ".join(map(str, c.seeds)), lm, ls, bm, bs,
-                             "normalized" if c.normalized else "return", " ".join(map(str, sorted(set(c.steps)))),
-                             " ".join(f"{x:.6g}" for x in c.last), " ".join(f"{x:.6g}" for x in c.best)])
-    return out.getvalue()
+            values = [d, m, len(c.seeds), " ".join(map(str, c.seeds)), lm, ls, bm, bs,
+                      "normalized" if c.normalized else "return", " ".join(map(str, sorted(set(c.steps)))),
+                      " ".join(f"{x:.6g}" for x in c.last), " ".join(f"{x:.6g}" for x in c.best)]
+            rows.append(dict(zip(CSV_FIELDS, values)))
+    return tables.csv_text(rows, CSV_FIELDS)
 
 
 def mean_curve(curves: list[list[tuple[int, float]]], ddof: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -259,15 +259,10 @@ def mean_curve(curves: list[list[tuple[int, float]]], ddof: int = 0) -> tuple[np
 
 def write_plots(records: list[RunRecord], out_dir: str | Path, ddof: int = 0) -> list[Path] | None:
     """One PNG per dataset (evaluation score and training loss vs step); None when matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = tables.pyplot()
+    if plt is None:
         return None
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     by_dataset: dict[str, dict[str, list[RunRecord]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         by_dataset[r.dataset_label][r.method].append(r)
@@ -290,11 +285,7 @@ def write_plots(records: list[RunRecord], out_dir: str | Path, ddof: int = 0) ->
         for ax in (ax_score, ax_loss):
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', dataset)}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(tables.save_figure(fig, out_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', dataset)}.png"))
     return written
 
 

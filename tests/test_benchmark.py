@@ -1,5 +1,5 @@
 """scripts/benchmark.py: every suite end to end on tiny sizes (files written, ratio columns computed from
-the rows), and the ratio / target arithmetic on hand-made rows. Timings are never asserted."""
+the rows), and the suites' ratio / target arithmetic on hand-made rows. Timings are never asserted."""
 
 import builtins
 import csv
@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from agents.benchmarks import long_context
+from sequence_models.benchmarks import gradient_modes, layers, precision
+from sequence_models.benchmarks.tables import Table, write_plots
 from tests.script_loading import load_script
 
 bench = load_script("benchmark")
@@ -49,7 +52,7 @@ HAND_ROWS = [
 
 
 def test_layer_and_gradient_mode_ratios_arithmetic():
-    ratios = {(r["layer"], r["gradient"], r["T"]): r for r in bench.layer_ratios(HAND_ROWS)}
+    ratios = {(r["layer"], r["gradient"], r["T"]): r for r in layers.layer_ratios(HAND_ROWS)}
     mingru = ratios["minGRU", "bptt", 512]
     assert mingru["speedup_vs_fused_GRU"] == pytest.approx(2.0)
     assert mingru["speedup_vs_looped_GRU"] == pytest.approx(40.0)
@@ -60,7 +63,7 @@ def test_layer_and_gradient_mode_ratios_arithmetic():
     assert gru["speedup_vs_fused_GRU"] == gru["speedup_vs_looped_GRU"] == gru["peak_memory_vs_fused_GRU"] == ""
     assert ratios["minGRU", "bptt", 4096]["speedup_vs_looped_GRU"] == ""  # the looped cell is capped
 
-    modes = {(r["layer"], r["T"], r["gradient"]): r for r in bench.gradient_mode_ratios(HAND_ROWS)}
+    modes = {(r["layer"], r["T"], r["gradient"]): r for r in gradient_modes.gradient_mode_ratios(HAND_ROWS)}
     assert set(modes) == {("minGRU", 512, "dsf"), ("GRU", 2048, "dsf")}
     assert modes["GRU", 2048, "dsf"]["speedup_vs_bptt"] == pytest.approx(3.0)
     assert modes["GRU", 2048, "dsf"]["saved_vs_bptt"] == pytest.approx(0.125)
@@ -70,34 +73,34 @@ def test_layer_and_gradient_mode_ratios_arithmetic():
 def test_memory_ratios_use_the_cuda_peak_when_there_is_one():
     rows = [_layer_row("minGRU", "bptt", 64, 1.0, 1.0, 2.0, cuda=30.0),
             _layer_row("nn.GRU (fused)", "-", 64, 1.0, 1.0, 8.0, cuda=60.0)]
-    assert bench.layer_ratios(rows)[0]["peak_memory_vs_fused_GRU"] == pytest.approx(0.5)
+    assert layers.layer_ratios(rows)[0]["peak_memory_vs_fused_GRU"] == pytest.approx(0.5)
 
 
 def test_targets_met_not_met_and_not_measured():
-    targets = bench.target_rows(HAND_ROWS, None, 64, 256)
+    targets = layers.layer_targets(HAND_ROWS, 64, 256)
     assert [t["measured"] for t in targets] == pytest.approx([2.0, 40.0, 1.2, 3.0])
     assert [t["status"] for t in targets] == ["met", "met", "not met", "met"]
     assert all("B=64, D=256" in t["target"] and "(the target's" not in t["target"] for t in targets)
 
-    partial = bench.target_rows(HAND_ROWS[:2], None, 2, 16)
+    partial = layers.layer_targets(HAND_ROWS[:2], 2, 16)
     assert all(t["status"].startswith("not measured") for t in partial)
     assert "(the target's: B=64, D=256)" in partial[0]["target"]
 
     long_rows = [{"backbone": b, "K": k, "us_per_timestep": us}
                  for b, k, us in [("transformer", 20, 10.0), ("transformer", 1000, 90.0), ("mingru", 20, 10.0),
                                   ("mingru", 1000, 15.0), ("lru", 20, 10.0), ("lru", 1000, 25.0)]]
-    ratios = {r["backbone"]: r for r in bench.long_context_ratios(long_rows)}
+    ratios = {r["backbone"]: r for r in long_context.long_context_ratios(long_rows)}
     assert ratios["transformer"]["ratio"] == pytest.approx(9.0) and ratios["transformer"]["status"] == "-"
     assert (ratios["mingru"]["ratio"], ratios["mingru"]["status"]) == (pytest.approx(1.5), "met")
     assert (ratios["lru"]["ratio"], ratios["lru"]["status"]) == (pytest.approx(2.5), "not met")
-    assert [t["status"] for t in bench.target_rows(None, long_rows, 64, 256)] == ["met", "not met"]
+    assert [t["status"] for t in long_context.long_context_targets(long_rows)] == ["met", "not met"]
 
 
 # -- suites end to end --------------------------------------------------------------------------------
 def _check_layer_ratio_files(out: Path, stem: str, ratios_name: str) -> list[dict]:
     rows = [{**r, "T": int(r["T"]), **{c: _num(r[c]) for c in ("ms", "saved_MiB", "peak_MiB", "cuda_peak_MiB")}}
             for r in _read(out / f"{stem}.csv")]
-    expected = bench.gradient_mode_ratios(rows)
+    expected = gradient_modes.gradient_mode_ratios(rows)
     written = _read(out / f"{ratios_name}.csv")
     assert len(written) == len(expected) > 0
     for got, want in zip(written, expected):
@@ -199,5 +202,7 @@ def test_plots_skipped_with_a_hint_without_matplotlib(tmp_path, monkeypatch, cap
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    assert bench.write_plots("precision", {"precision": [{"T": 8, "linear_chunked": 1e-7}]}, tmp_path) == []
+    tables = [Table("precision", "error", [{"T": 8, "linear_chunked": 1e-7}])]
+    assert write_plots("precision", tables, tmp_path, precision.plot) == []
+    assert not list(tmp_path.iterdir())
     assert 'pip install -e ".[plots]"' in capsys.readouterr().out
