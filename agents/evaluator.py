@@ -29,14 +29,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.envs.registration import EnvSpec
 
 from agents.model import DecisionModel
 from agents.policy import MODES, Policy
-from envs.eval_env import make_eval_vector_env
+from envs.eval_env import eval_env_spec, make_eval_vector_env
+from envs.observations import flatten_observation
 from envs.reference_scores import ReferenceScore
 from sequence_models.training.distributed import Context, all_gather_object, shard
 
@@ -146,9 +146,12 @@ def evaluate(
     record_actions: bool = False,
     kv_steps: int = -1,
     ctx: Context | None = None,
+    allow_foreign_code: bool = False,
 ) -> EvalReport:
     """Run len(targets) x episodes episodes in one vector env and report per-target returns and scores.
 
+    env: an EnvSpec (or its plain data), a registered env id or a dataset id; checked once as data
+    (envs.env_specs): a foreign entry point or wrapper is refused unless allow_foreign_code.
     kv_steps (recurrent mode, transformer): steps kept in the KV cache; -1: context_len; 0: all.
     ctx: when distributed, this rank runs its share of the episodes and the report gathers them all."""
     if mode not in MODES:
@@ -158,19 +161,14 @@ def evaluate(
     ctx = ctx or Context()
     if record_actions and ctx.enabled:
         raise ValueError("record_actions needs a single process (the episodes are split across ranks)")
-    spec = env if isinstance(env, EnvSpec) else gym.spec(env) if env in gym.registry else None
-    if spec is None:
-        from envs.eval_env import eval_env_spec
-
-        spec = eval_env_spec(env)
-    spec = with_time_limit(spec, max_steps)
+    spec = with_time_limit(eval_env_spec(env, allow_foreign_code=allow_foreign_code), max_steps)
     horizon = spec.max_episode_steps or model.max_ep_len
     all_targets = np.repeat(np.asarray(targets, dtype=np.float64), episodes)  # env j·E + e: target j ...
     all_seeds = [seed + e for _ in targets for e in range(episodes)]  # ... reset with seed + e
     mine = shard(len(all_seeds), ctx)
     returns, lengths, steps_taken, recorded, seconds = (
         _run_episodes(model, spec, all_targets[mine.start:mine.stop], all_seeds[mine.start:mine.stop], horizon, mode,
-                      context_len, return_scale, vectorization, record_actions, kv_steps)
+                      context_len, return_scale, vectorization, record_actions, kv_steps, allow_foreign_code)
         if len(mine) else (np.zeros(0), np.zeros(0, dtype=np.int64), 0, [], 0.0))
     env_steps_total = steps_taken * len(mine)
     if ctx.enabled:  # every rank's share, in env order (shards are contiguous and in rank order)
@@ -201,14 +199,15 @@ def evaluate(
 
 def _run_episodes(model: DecisionModel, spec: EnvSpec, target_column: np.ndarray, seeds: list[int], horizon: int,
                   mode: str, context_len: int, return_scale: float, vectorization: str, record_actions: bool,
-                  kv_steps: int) -> tuple[np.ndarray, np.ndarray, int, list[np.ndarray], float]:
+                  kv_steps: int, allow_foreign_code: bool) -> tuple[np.ndarray, np.ndarray, int, list[np.ndarray], float]:
     """One vector env, env i conditioned on target_column[i] and reset with seeds[i]:
     (returns, lengths, steps taken, recorded actions, seconds after the env was made)."""
     batch = len(seeds)
     was_training = model.training
     model.eval()
 
-    envs = make_eval_vector_env(spec, batch, vectorization_mode=choose_vectorization(batch, vectorization))
+    envs = make_eval_vector_env(spec, batch, vectorization_mode=choose_vectorization(batch, vectorization),
+                                allow_foreign_code=allow_foreign_code)
     try:
         t0 = time.perf_counter()
         obs, _ = envs.reset(seed=list(seeds))
@@ -220,7 +219,7 @@ def _run_episodes(model: DecisionModel, spec: EnvSpec, target_column: np.ndarray
         recorded, steps_taken = [], 0
 
         for t in range(horizon):
-            action = policy.act(obs, rtg, t)
+            action = policy.act(flatten_observation(obs), rtg, t)  # as the store flattened the dataset's
             action_np = action.float().cpu().numpy()
             if record_actions:
                 recorded.append(action_np)

@@ -27,6 +27,7 @@ from envs.builtin_datasets import BUILTIN_DATASETS, ensure_builtin_dataset
 from envs.dataset_info import DatasetInfo
 from envs.segment_sampler import SegmentSampler
 from envs.trajectory_store import TrajectoryStore
+from sequence_models.training.checkpoint import CheckpointError
 from sequence_models.training.distributed import Context
 from sequence_models.training.loop import Evaluation, Setup, run_training
 
@@ -49,7 +50,7 @@ def run_evaluation(model, config: AgentConfig, info: DatasetInfo, targets, mode:
         mode=mode or config.eval_mode, context_len=config.context_len, return_scale=config.return_scale,
         seed=config.run.seed + 10_000 if seed is None else seed, max_steps=config.eval_max_steps,
         vectorization=config.eval_vectorization, reference=reference, no_reference_reason=reason,
-        kv_steps=config.eval_kv_steps, ctx=ctx,
+        kv_steps=config.eval_kv_steps, ctx=ctx, allow_foreign_code=config.allow_foreign_env,
     )
 
 
@@ -99,6 +100,11 @@ class AgentTask:
 
     def check_checkpoint(self, payload: dict[str, Any], path: Path) -> None:
         check_shapes(payload.get("dataset_info", {}), self.store.obs_dim, self.store.act_dim, path)
+        try:  # what it says of the dataset must be plain data, its env spec registered code
+            DatasetInfo.from_plain(payload["dataset_info"], allow_foreign_code=self.config.allow_foreign_env,
+                                   where=f"checkpoint {path}: dataset_info")
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
 
     def describe(self) -> str:
         config, ctx = self.config, self.ctx

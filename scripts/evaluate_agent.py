@@ -12,14 +12,13 @@ the reference, so no dataset is needed. A checkpoint loads with weights_only=Tru
 
 from __future__ import annotations
 
-import tyro
-
 from agents.evaluate_checkpoint import EvaluateArgs, evaluate_checkpoint
 from sequence_models.training.cli import run_cli
+from sequence_models.training.config import cli
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return evaluate_checkpoint(tyro.cli(EvaluateArgs, args=argv, description=__doc__))
+    return evaluate_checkpoint(cli(EvaluateArgs, argv, __doc__))
 
 
 if __name__ == "__main__":

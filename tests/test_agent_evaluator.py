@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from agents.checkpoints import build_model, dataset_info, reference_of
+from agents.checkpoints import build_model
+from envs.dataset_info import DatasetInfo
 from agents.evaluator import evaluate
-from agents.run import env_spec_of, load_store
+from agents.run import load_store
 from sequence_models.backbone import BACKBONE_CONFIGS
 from tests.agent_helpers import tiny_config
 
@@ -28,7 +29,7 @@ def tiny_model(store, tmp_path, name: str):
     torch.manual_seed(0)
     config = tiny_config(tmp_path, name, context_len=K)
     config = dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, n_layers=2, dropout=0.1))
-    info = dataset_info(store)
+    info = DatasetInfo.from_store(store)
     model = build_model(config, info, store)
     with torch.no_grad():  # larger outputs than the init gives, so that a difference would show
         model.predict_action.weight.mul_(20)
@@ -39,13 +40,13 @@ def tiny_model(store, tmp_path, name: str):
 def test_window_and_recurrent_agree_on_first_k_steps(store, tmp_path, name):
     model, info = tiny_model(store, tmp_path, name)
     common = dict(targets=[9000.0, 2000.0], episodes=2, context_len=K, max_steps=K, record_actions=True, seed=3)
-    window = evaluate(model, env_spec_of(info, ""), mode="window", **common)
-    recurrent = evaluate(model, env_spec_of(info, ""), mode="recurrent", **common)
+    window = evaluate(model, info.eval_env_spec, mode="window", **common)
+    recurrent = evaluate(model, info.eval_env_spec, mode="recurrent", **common)
     assert window.actions.shape == recurrent.actions.shape and window.actions.shape[1] == 4
     assert np.abs(window.actions).max() > 0.05
     np.testing.assert_allclose(window.actions, recurrent.actions, atol=2e-5, rtol=0)
     # the whole-episode KV cache (kv_steps=0) gives the same first K actions too
-    unbounded = evaluate(model, env_spec_of(info, ""), mode="recurrent", kv_steps=0, **common)
+    unbounded = evaluate(model, info.eval_env_spec, mode="recurrent", kv_steps=0, **common)
     np.testing.assert_allclose(unbounded.actions, recurrent.actions, atol=2e-5, rtol=0)
 
 
@@ -67,7 +68,7 @@ def test_transformer_kv_cache_of_k_steps_sees_what_the_window_sees(store, tmp_pa
     (a layer's keys and values depend on its own token only)."""
     torch.manual_seed(0)
     config = tiny_config(tmp_path, "transformer", context_len=K)
-    info = dataset_info(store)
+    info = DatasetInfo.from_store(store)
     model = build_model(config, info, store)
     common = dict(targets=[9000.0], episodes=2, context_len=K, max_steps=3 * K, record_actions=True, seed=1)
     spec = no_termination_spec(3 * K)
@@ -80,8 +81,8 @@ def test_transformer_kv_cache_of_k_steps_sees_what_the_window_sees(store, tmp_pa
 @pytest.mark.parametrize("mode", ["window", "recurrent"])
 def test_vector_env_equals_separate_single_env_runs(store, tmp_path, mode):
     model, info = tiny_model(store, tmp_path, "mingru")
-    reference, _ = reference_of(info)
-    spec = env_spec_of(info, "")
+    reference, _ = info.reference_with_reason
+    spec = info.eval_env_spec
     n, seed = 3, 11
     together = evaluate(model, spec, [9000.0], n, mode=mode, context_len=K, seed=seed, max_steps=30, reference=reference)
     alone = [evaluate(model, spec, [9000.0], 1, mode=mode, context_len=K, seed=seed + e, max_steps=30, reference=reference)
@@ -93,7 +94,7 @@ def test_vector_env_equals_separate_single_env_runs(store, tmp_path, mode):
 
 def test_async_vector_env_matches_sync(store, tmp_path):
     model, info = tiny_model(store, tmp_path, "mingru")
-    spec = env_spec_of(info, "")
+    spec = info.eval_env_spec
     kwargs = dict(targets=[9000.0], episodes=2, context_len=K, seed=5, max_steps=15)
     sync = evaluate(model, spec, vectorization="sync", **kwargs)
     asynchronous = evaluate(model, spec, vectorization="async", **kwargs)
@@ -102,7 +103,7 @@ def test_async_vector_env_matches_sync(store, tmp_path):
 
 def test_report_without_reference_gives_raw_returns_and_the_reason(store, tmp_path):
     model, info = tiny_model(store, tmp_path, "mingru")
-    report = evaluate(model, env_spec_of(info, ""), [100.0], 2, context_len=K, max_steps=5,
+    report = evaluate(model, info.eval_env_spec, [100.0], 2, context_len=K, max_steps=5,
                       no_reference_reason="no reference score for SomeEnv-v0")
     assert report.reference is None and report.targets[0].normalized is None
     assert "no reference score for SomeEnv-v0" in report.lines()[-1]

@@ -1,7 +1,7 @@
 """The agents under test: untrained DT-size models and their trainers, built through the training API.
 
 This is the one module of the benchmarks that calls agents.config / agents.checkpoints / agents.run /
-agents.trainer (AgentConfig, build_model, dataset_info, load_store, Trainer), so a change to that
+agents.trainer (AgentConfig, build_model, load_store, Trainer), so a change to that
 API is adapted here and nowhere else.
 """
 
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import torch
 
-from agents.checkpoints import build_model, dataset_info
+from agents.checkpoints import build_model
 from agents.config import AgentConfig
 from agents.model import DecisionModel
 from agents.run import load_store
 from agents.trainer import Trainer
+from envs.dataset_info import DatasetInfo
 from envs.segment_sampler import SegmentSampler
 from envs.trajectory_store import TrajectoryStore
 from sequence_models.backbone import backbone_config
@@ -34,7 +35,7 @@ def untrained_model(name: str, store: TrajectoryStore, context_len: int = 20, si
         fields["n_heads"] = 1
     config = AgentConfig(backbone=backbone_config(name, **fields), context_len=context_len)
     torch.manual_seed(0)
-    return build_model(config, dataset_info(store), store).to(device).eval()
+    return build_model(config, DatasetInfo.from_store(store), store).to(device).eval()
 
 
 def untrained_trainer(name: str, store: TrajectoryStore, context_len: int, batch_size: int, size: dict | None,

@@ -18,6 +18,7 @@ for checkpoints, which load with weights_only=True) and back, checking every fie
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import types
 import typing
@@ -278,6 +279,41 @@ def load_config_file(path: str | Path, config_class: type[C], task: str) -> C:
     return from_plain(config_class, document["config"], where=f"--config {path}")
 
 
+@contextlib.contextmanager
+def _one_line_errors():
+    """tyro's parse errors as ConfigError lines (its default is a multi-line box)."""
+    errors = getattr(tyro, "_errors", None)
+    hook = getattr(errors, "on_parse_error", None)
+    if hook is None:  # an older tyro: its own messages
+        yield
+        return
+
+    def to_line(event) -> None:
+        argument = getattr(event, "argument", None)
+        flag = "/".join(getattr(getattr(argument, "lowered", None), "name_or_flags", ()) or ()) or "a value"
+        if isinstance(event, errors.InstantiationFailure):
+            raise ConfigError(event.message)
+        if isinstance(event, errors.UnrecognizedArgs):
+            raise ConfigError(f"unrecognized argument(s) {' '.join(event.tokens)} (see --help)")
+        if isinstance(event, errors.InvalidChoice):
+            raise ConfigError(f"{flag}: {event.value!r} is not one of {', '.join(event.choices)}")
+
+    with hook(to_line):
+        yield
+
+
+def cli(config_class: type[C], argv: list[str] | None = None, description: str | None = None,
+        default: C | None = None) -> C:
+    """tyro.cli with one-line ConfigErrors for values that do not fit (--help still prints help)."""
+    try:
+        with _one_line_errors():
+            return tyro.cli(config_class, default=default, args=argv, description=description)
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def parse_config(config_class: type[C], presets: dict[str, Callable[[], C]], default_preset: str, task: str,
                  argv: list[str] | None = None, description: str | None = None) -> C:
     """--preset NAME or --config FILE first (the defaults), then every other flag through tyro.
@@ -297,9 +333,4 @@ def parse_config(config_class: type[C], presets: dict[str, Callable[[], C]], def
         if name not in presets:
             raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(presets)}")
         default = dataclasses.replace(presets[name](), preset=name)
-    try:
-        return tyro.cli(config_class, default=default, args=rest, description=description)
-    except ConfigError:
-        raise
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    return cli(config_class, rest, description, default)
