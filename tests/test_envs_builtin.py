@@ -56,7 +56,7 @@ def test_lqr_controller_balances_and_random_does_not():
 
 def test_make_dataset_random_recording_read_back_by_minari(minari_root):
     module = load_script("make_dataset")
-    module.main(module.Args(dataset_id="local/reacher/random-v0", env_id="Reacher-v5", num_episodes=4, seed=5))
+    module.main(["--dataset-id", "local/reacher/random-v0", "--env-id", "Reacher-v5", "--num-episodes", "4", "--seed", "5"])
     dataset = minari.load_dataset("local/reacher/random-v0")
     assert (dataset.total_episodes, dataset.total_steps) == (4, 200)
     episode = next(iter(dataset.iterate_episodes()))
@@ -66,12 +66,16 @@ def test_make_dataset_random_recording_read_back_by_minari(minari_root):
     vector_env = make_eval_vector_env("local/reacher/random-v0", 2)
     assert vector_env.num_envs == 2 and vector_env.spec.id == "Reacher-v5"
     vector_env.close()
-    with pytest.raises(SystemExit, match="already exists"):
-        module.main(module.Args(dataset_id="local/reacher/random-v0", env_id="Reacher-v5", num_episodes=4))
-    with pytest.raises(SystemExit, match="not a registered Gymnasium env"):
-        module.main(module.Args(dataset_id="local/x/random-v0", env_id="NoSuchEnv-v0"))
-    with pytest.raises(SystemExit, match="give --env-id"):
-        module.main(module.Args(dataset_id="local/x/random-v0"))
+    with pytest.raises(FileExistsError, match="already exists"):
+        module.main(["--dataset-id", "local/reacher/random-v0", "--env-id", "Reacher-v5", "--num-episodes", "4"])
+    with pytest.raises(ValueError, match="not a registered Gymnasium env"):
+        module.main(["--dataset-id", "local/x/random-v0", "--env-id", "NoSuchEnv-v0"])
+    with pytest.raises(ValueError, match="give --env-id"):
+        module.main(["--dataset-id", "local/x/random-v0"])
+    with pytest.raises(ValueError, match="not a Minari dataset id"):  # before any episode is rolled out
+        module.main(["--dataset-id", "nope", "--env-id", "Reacher-v5"])
+    with pytest.raises(ValueError, match="Discrete action space"):
+        module.main(["--dataset-id", "local/cartpole/random-v0", "--env-id", "CartPole-v1"])
 
 
 def test_failed_write_leaves_nothing(minari_root, monkeypatch):

@@ -196,3 +196,58 @@ def test_every_task_optimises_with_the_rule(tmp_path, corpus_dir):
     group = next(g for g in trainer.optimizer.param_groups if any(p is nu for p in g["params"]))
     assert group["weight_decay"] == 0.0
     assert math.isclose(max(g["weight_decay"] for g in trainer.optimizer.param_groups), 0.5)
+
+
+def test_ctrl_c_writes_last_pt_prints_the_resume_command_and_resumes_exactly(tmp_path, corpus_dir, monkeypatch, capsys):
+    from sequence_models.training import trainer as core
+    from sequence_models.training.cli import run_cli
+    from sequence_models.training.loop import TrainingInterrupted
+
+    run_task("copy", copy_config(tmp_path, run_name="straight", steps=6))
+    real_step = core.Trainer.train_step
+
+    def interrupted_after_3(self):
+        if self.step == 3:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(core.Trainer, "train_step", interrupted_after_3)
+    with pytest.raises(TrainingInterrupted, match=r"interrupted at step 3.*Resume with: python scripts/train_copy\.py "
+                                                  r"--config .*split/config\.yaml --resume"):
+        run_task("copy", copy_config(tmp_path, run_name="split", steps=6))
+    assert last(tmp_path, "split")["step"] == 3  # written on the way out (the last cadence write was step 2)
+    with pytest.raises(SystemExit) as e:
+        run_cli(lambda argv: run_task("copy", copy_config(tmp_path, run_name="other", steps=6)))
+    assert e.value.code == 130 and "Resume with" in capsys.readouterr().err
+    monkeypatch.setattr(core.Trainer, "train_step", real_step)
+    run_task("copy", copy_config(tmp_path, run_name="split", steps=6, resume=True))
+    a, b = last(tmp_path, "straight"), last(tmp_path, "split")
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], atol=1e-6, rtol=0, msg=key)
+
+
+def test_a_failing_checkpoint_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    import errno
+
+    from sequence_models.training.checkpoint import save_checkpoint
+
+    path = tmp_path / "checkpoints" / "last.pt"
+    save_checkpoint(path, {"step": 1, "model": {"w": torch.ones(3)}})
+
+    def disk_full(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(CheckpointError, match=r"cannot write checkpoint .*last\.pt: No space left on device"):
+        save_checkpoint(path, {"step": 2, "model": {"w": torch.zeros(3)}})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]
+
+
+def test_checkpoints_of_another_format_version_are_refused(tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save({"format_version": 1, "model": {}}, path)
+    with pytest.raises(CheckpointError, match="format version 1"):
+        load_checkpoint(path)
