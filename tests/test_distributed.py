@@ -69,7 +69,7 @@ def test_two_ranks_match_one_process_with_the_doubled_batch(tmp_path):
     assert a["trainer"]["step"] == b["trainer"]["step"] == steps
     worst = max((a["model"][k].float() - b["model"][k].float()).abs().max().item() for k in b["model"])
     assert worst < 1e-5, f"2 ranks x 4 vs 1 process x 8: parameters differ by {worst}"
-    assert torch.equal(a["trainer"]["sampler"]["generator"], b["trainer"]["sampler"]["generator"])
+    assert torch.equal(a["task"]["sampler"]["generator"], b["task"]["sampler"]["generator"])
     # evaluation split across ranks (3 episodes x 2 targets = 6 envs, 3 per rank) and gathered, seeds kept
     for t_a, t_b in zip(ddp_results["final"]["targets"], single_results["final"]["targets"]):
         assert len(t_a["returns"]) == 3 and t_a["lengths"] == t_b["lengths"]
@@ -121,7 +121,7 @@ def test_a_rank_that_dies_stops_the_run_and_the_last_checkpoint_stays_valid(tmp_
     assert proc.returncode != 0
     assert "rank 0 of 2: distributed training stopped at step" in out or "stopped by torchrun" in out, out[-3000:]
     model, config, _ = load_agent(last)  # the last checkpoint is whole: rank 0 wrote it atomically
-    assert config.run_name == "dies"
+    assert config.run.run_name == "dies"
     step = load_checkpoint(last)["trainer"]["step"]
     assert step > 0 and step % 3 == 0
     assert not (run_dir / "results.json").exists()

@@ -118,7 +118,7 @@ def test_the_prepared_commands_parse():
     assert len(commands) == len(BACKBONE_CONFIGS)
     for command in commands.values():
         config = parse_args(command[2:])
-        assert config.steps == 50 and config.device == "cuda"
+        assert config.steps == 50 and config.run.device == "cuda"
     benchmark = load_script("benchmark")
     for argv in (["--suite", "layers", "--lengths", "512"], ["--suite", "gradient-modes", "--lengths", "2048"]):
         tyro.cli(benchmark.Args, args=[*argv, "--out-dir", "/tmp/x"])
