@@ -90,7 +90,7 @@ class S4D(nn.Module):
         """GLU(output_linear(GELU(2 Re(C h) + D u))); Re(C h) = C_re h_re − C_im h_im as one real contraction."""
         C = at_least_float32(self.C)
         C_pairs = torch.stack([C[..., 0], -C[..., 1]], dim=-1)  # (H, N/2, 2)
-        y = 2 * torch.einsum("...hmc,hmc->...h", torch.view_as_real(h), C_pairs) + self.D * u
+        y = 2 * (torch.view_as_real(h) * C_pairs).sum((-1, -2)) + self.D * u  # faster than einsum on CPU
         return F.glu(self.output_linear(F.gelu(y)), dim=-1)
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> torch.Tensor:
