@@ -13,7 +13,8 @@ implied, hence the factor 2 in the output):
 
 The reference computes y as a convolution with the kernel K_l = 2 Re(C B̄ Ā^l); the recurrence above
 is the same map, run by the complex `linear_scan` (parallel in time, as the LRU), so that `forward`
-can carry a state between chunks and `step` is O(1) per token.
+can carry a state between chunks and `step` is O(1) per token. Past `scan_chunk_elements` the scan
+runs over time chunks, each checkpointed under grad, as in mamba.py.
 
 Initialisations of A (Re A = −1/2 in both, n = 0..N/2 − 1):
     lin: Im A_n = π n                       (S4D-Lin, the default)
@@ -34,6 +35,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .scan import at_least_float32, linear_scan
 from .shapes import check_sequence, check_state, check_step
@@ -53,6 +55,8 @@ def s4d_imaginary_init(d_state: int, init: str) -> torch.Tensor:
 
 
 class S4D(nn.Module):
+    scan_chunk_elements = 2**24  # largest (B, chunk, H, N/2) complex state tensor one scan chunk builds
+
     def __init__(
         self,
         d_model: int,
@@ -108,9 +112,28 @@ class S4D(nn.Module):
         self._check_state(state, u.shape[0])
         with torch.autocast(device_type=u.device.type, enabled=False):
             u32 = at_least_float32(u)
-            A_bar, B_bar = self.discretized()
-            h = linear_scan(A_bar, B_bar * u32.unsqueeze(-1), state)  # (B, T, H, N/2)
-            return self._output(h, u32).to(u.dtype), h[:, -1].clone()
+            batch, length, _ = u.shape
+            chunk = max(1, self.scan_chunk_elements // (batch * self.d_model * self.modes))
+            if length <= chunk:
+                y, state = self._chunk(u32, state)
+                return y.to(u.dtype), state
+            # long sequences: chunk by chunk, each checkpointed under grad (its states are recomputed in
+            # backward), so neither the graph nor one pass holds the (B, T, H, N/2) states of all T steps
+            outputs = []
+            for start in range(0, length, chunk):
+                piece = u32[:, start:start + chunk]
+                if torch.is_grad_enabled():
+                    y, state = checkpoint(self._chunk, piece, state, use_reentrant=False)
+                else:
+                    y, state = self._chunk(piece, state)
+                outputs.append(y)
+            return torch.cat(outputs, dim=1).to(u.dtype), state
+
+    def _chunk(self, u: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The outputs (B, T, H) of one stretch of time and the state after it."""
+        A_bar, B_bar = self.discretized()
+        h = linear_scan(A_bar, B_bar * u.unsqueeze(-1), state)  # (B, T, H, N/2)
+        return self._output(h, u), h[:, -1].clone()  # a copy, so the carry does not keep all of h alive
 
     def step(self, u_t: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         check_step(u_t, self.d_model, "S4D")
