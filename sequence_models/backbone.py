@@ -26,7 +26,9 @@ from .attention import CausalSelfAttention
 from .classic_rnn import GRU, LSTM, RNN
 from .feedback import GRADIENT_MODES, FeedbackInit, FeedbackRangeWarning, GradientMode, check_feedback_options
 from .lru import LRU
+from .mamba import Mamba
 from .min_rnn import MinGRU, MinLSTM
+from .s4d import S4D, S4DInit
 from .shapes import check_sequence, check_step
 
 
@@ -232,6 +234,73 @@ class RNNConfig(GRUConfig):
 
     def _build_mixer(self) -> nn.Module:
         return RNN(self.d_model, self.hidden, nonlinearity=self.nonlinearity, **self.gradient_options())
+
+
+@register_backbone
+@dataclass(frozen=True)
+class MambaConfig(BackboneConfig):
+    """Mamba blocks (Gu & Dao 2023); trained by bptt through the parallel scan only."""
+
+    mlp_ratio: float = 0.0
+    """MLP width as a multiple of d_model; 0 (default): the reference stacks Mamba blocks with no MLP (the gated expand-2 block is its channel mixer)"""
+    d_state: int = 16
+    """SSM states N per inner channel"""
+    d_conv: int = 4
+    """kernel size of the causal depthwise convolution"""
+    expand: float = 2.0
+    """inner width E of the block as a multiple of d_model"""
+    dt_rank: int | None = None
+    """rank of the Δ projection (default: ceil(d_model / 16), as the reference)"""
+    dt_min: float = 1e-3
+    """smallest initial step Δ"""
+    dt_max: float = 1e-1
+    """largest initial step Δ"""
+
+    name: ClassVar[str] = "mamba"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.d_state <= 0 or self.d_conv < 1 or self.expand <= 0:
+            raise ValueError(
+                f"mamba needs d_state > 0, d_conv >= 1 and expand > 0, got d_state={self.d_state}, "
+                f"d_conv={self.d_conv}, expand={self.expand}"
+            )
+        if self.dt_rank is not None and self.dt_rank <= 0:
+            raise ValueError(f"dt_rank must be positive (or unset for ceil(d_model / 16)), got {self.dt_rank}")
+        if not 0 < self.dt_min <= self.dt_max:
+            raise ValueError(f"mamba needs 0 < dt_min <= dt_max, got dt_min={self.dt_min}, dt_max={self.dt_max}")
+
+    def build_mixer(self) -> nn.Module:
+        return Mamba(self.d_model, self.d_state, self.d_conv, self.expand, self.dt_rank, self.dt_min, self.dt_max)
+
+
+@register_backbone
+@dataclass(frozen=True)
+class S4DConfig(BackboneConfig):
+    """S4D diagonal state-space layers (Gu et al. 2022); trained by bptt through the parallel scan only."""
+
+    mlp_ratio: float = 0.0
+    """MLP width as a multiple of d_model; 0 (default): the reference S4D block has none (its GELU + GLU output projection mixes channels)"""
+    d_state: int = 64
+    """state size N per channel (N/2 complex modes, their conjugates implied), as the reference"""
+    init: S4DInit = "lin"
+    """initial A: lin (S4D-Lin, A_n = -1/2 + i pi n) or inv (S4D-Inv)"""
+    dt_min: float = 1e-3
+    """smallest initial step"""
+    dt_max: float = 1e-1
+    """largest initial step"""
+
+    name: ClassVar[str] = "s4d"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.d_state < 2 or self.d_state % 2:
+            raise ValueError(f"s4d needs an even d_state >= 2 (N/2 complex modes), got {self.d_state}")
+        if not 0 < self.dt_min <= self.dt_max:
+            raise ValueError(f"s4d needs 0 < dt_min <= dt_max, got dt_min={self.dt_min}, dt_max={self.dt_max}")
+
+    def build_mixer(self) -> nn.Module:
+        return S4D(self.d_model, self.d_state, self.dt_min, self.dt_max, self.init)
 
 
 def backbone_config(name: str, **overrides: Any) -> BackboneConfig:

@@ -9,7 +9,9 @@ import torch
 from sequence_models.attention import CausalSelfAttention
 from sequence_models.backbone import BACKBONE_CONFIGS, backbone_config, build_backbone
 from sequence_models.lru import LRU
+from sequence_models.mamba import Mamba
 from sequence_models.min_rnn import MinGRU, MinLSTM
+from sequence_models.s4d import S4D
 
 DIM = 8
 
@@ -24,6 +26,10 @@ def _mixers():
         "minlstm_unnormalized": lambda: MinLSTM(DIM, normalize=False),
         "lru": lambda: LRU(DIM, state_dim=6, r_min=0.5, r_max=0.99),
         "attention": lambda: CausalSelfAttention(DIM, n_heads=2),
+        "mamba": lambda: Mamba(DIM, d_state=4),
+        "mamba_no_conv_bias_wide_dt": lambda: Mamba(DIM, d_state=3, d_conv=2, expand=1.5, dt_rank=3, conv_bias=False),
+        "s4d": lambda: S4D(DIM, d_state=6),
+        "s4d_inv": lambda: S4D(DIM, d_state=4, init="inv"),
     }
 
 
@@ -97,7 +103,7 @@ def test_gradients_reach_every_parameter(name):
 
 def test_mixers_gradcheck_float64():
     x = _inputs(length=5, batch=2).requires_grad_()
-    for name in ("mingru", "mingru_log_space", "minlstm", "lru", "attention"):
+    for name in ("mingru", "mingru_log_space", "minlstm", "lru", "attention", "mamba", "s4d"):
         module = _make(name)
         assert torch.autograd.gradcheck(lambda x: module(x)[0], (x,)), name
 

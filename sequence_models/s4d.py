@@ -1,0 +1,147 @@
+"""S4D, the diagonal state-space layer ("On the Parameterization and Initialization of Diagonal State
+Space Models", Gu, Gupta, Goel & Ré 2022), run as a recurrence.
+
+Each of the H channels u is its own linear system with N/2 complex modes (their conjugates are
+implied, hence the factor 2 in the output):
+
+    A_n   = −exp(log_A_real_n) + i·A_imag_n                   (H, N/2), Re A < 0
+    Δ     = exp(log_dt)                                      (H,), log_dt ~ U[log dt_min, log dt_max]
+    Ā     = exp(Δ A),   B̄ = (Ā − 1) / A · B                  zero-order hold; B = 1 (C absorbs it)
+    h_t   = Ā ⊙ h_{t−1} + B̄ u_t                             (B, T, H, N/2), complex
+    y_t   = 2 Re(Σ_n C_n h_{t,n}) + D ⊙ u_t
+    out_t = GLU(output_linear(GELU(y_t)))                     GLU(a, b) = a ⊙ σ(b)
+
+The reference computes y as a convolution with the kernel K_l = 2 Re(C B̄ Ā^l); the recurrence above
+is the same map, run by the complex `linear_scan` (parallel in time, as the LRU), so that `forward`
+can carry a state between chunks and `step` is O(1) per token. Past `scan_chunk_elements` the scan
+runs over time chunks, each checkpointed under grad, as in mamba.py.
+
+Initialisations of A (Re A = −1/2 in both, n = 0..N/2 − 1):
+    lin: Im A_n = π n                       (S4D-Lin, the default)
+    inv: Im A_n = N/π · (N / (2n + 1) − 1)  (S4D-Inv)
+
+Parameter names are the reference's (state-spaces/s4, models/s4/s4d.py) less the `kernel.` prefix:
+log_dt (H,), log_A_real (H, N/2), A_imag (H, N/2), C (H, N/2, 2) (a complex tensor as real pairs),
+D (H,); `output_linear` is an nn.Linear(H, 2H) where the reference has a Conv1d(H, 2H, 1) (its weight
+is this one's with a trailing axis of 1). The reference trains log_dt, log_A_real and A_imag without
+weight decay (and at a smaller learning rate); the project's rule must skip them too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .scan import at_least_float32, linear_scan
+from .shapes import check_sequence, check_state, check_step
+
+S4DInit = Literal["lin", "inv"]
+S4D_INITS: tuple[str, ...] = ("lin", "inv")
+
+
+def s4d_imaginary_init(d_state: int, init: str) -> torch.Tensor:
+    """Im A_n for n = 0..N/2 − 1: S4D-Lin (π n) or S4D-Inv (N/π (N/(2n+1) − 1))."""
+    n = torch.arange(d_state // 2, dtype=torch.float64)
+    if init == "lin":
+        return math.pi * n
+    if init == "inv":
+        return d_state / math.pi * (d_state / (2 * n + 1) - 1)
+    raise ValueError(f"unknown S4D init {init!r}; choose one of: {', '.join(S4D_INITS)}")
+
+
+class S4D(nn.Module):
+    scan_chunk_elements = 2**24  # largest (B, chunk, H, N/2) complex state tensor one scan chunk builds
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 64,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        init: str = "lin",
+    ):
+        super().__init__()
+        if d_model <= 0 or d_state < 2 or d_state % 2:
+            raise ValueError(
+                f"S4D needs d_model > 0 and an even d_state >= 2 (N/2 complex modes), got d_model={d_model}, "
+                f"d_state={d_state}"
+            )
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"S4D needs 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
+        imaginary = s4d_imaginary_init(d_state, init)  # checks init first
+        self.d_model, self.d_state, self.modes = d_model, d_state, d_state // 2
+        H, M = d_model, self.modes
+        self.log_dt = nn.Parameter(torch.rand(H) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        self.log_A_real = nn.Parameter(torch.full((H, M), math.log(0.5)))
+        self.A_imag = nn.Parameter(imaginary.float().repeat(H, 1))
+        self.C = nn.Parameter(torch.view_as_real(torch.randn(H, M, dtype=torch.complex64)))
+        self.D = nn.Parameter(torch.randn(H))
+        self.output_linear = nn.Linear(H, 2 * H)
+
+    def discretized(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Ā, B̄) = (exp(ΔA), (exp(ΔA) − 1)/A), complex (H, N/2), by zero-order hold with B = 1."""
+        A = torch.complex(-torch.exp(at_least_float32(self.log_A_real)), at_least_float32(self.A_imag))
+        dt_A = torch.exp(at_least_float32(self.log_dt)).unsqueeze(-1) * A
+        A_bar = torch.exp(dt_A)
+        return A_bar, (A_bar - 1) / A
+
+    def _output(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """GLU(output_linear(GELU(2 Re(C h) + D u))); Re(C h) = C_re h_re − C_im h_im as one real contraction."""
+        C = at_least_float32(self.C)
+        C_pairs = torch.stack([C[..., 0], -C[..., 1]], dim=-1)  # (H, N/2, 2)
+        y = 2 * (torch.view_as_real(h) * C_pairs).sum((-1, -2)) + self.D * u  # faster than einsum on CPU
+        return F.glu(self.output_linear(F.gelu(y)), dim=-1)
+
+    def init_state(self, batch_size: int, device=None, dtype=None) -> torch.Tensor:
+        complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+        return torch.zeros(batch_size, self.d_model, self.modes, device=device, dtype=complex_dtype)
+
+    def _check_state(self, state, batch_size: int) -> None:
+        if state is not None:
+            check_state(state, (batch_size, self.d_model, self.modes), "S4D")
+            if not state.is_complex():
+                raise ValueError("S4D: state must be complex (as returned by forward or init_state)")
+
+    def forward(self, u: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        check_sequence(u, self.d_model, "S4D")
+        self._check_state(state, u.shape[0])
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            u32 = at_least_float32(u)
+            batch, length, _ = u.shape
+            chunk = max(1, self.scan_chunk_elements // (batch * self.d_model * self.modes))
+            if length <= chunk:
+                y, state = self._chunk(u32, state)
+                return y.to(u.dtype), state
+            # long sequences: chunk by chunk, each checkpointed under grad (its states are recomputed in
+            # backward), so neither the graph nor one pass holds the (B, T, H, N/2) states of all T steps
+            outputs = []
+            for start in range(0, length, chunk):
+                piece = u32[:, start:start + chunk]
+                if torch.is_grad_enabled():
+                    y, state = checkpoint(self._chunk, piece, state, use_reentrant=False)
+                else:
+                    y, state = self._chunk(piece, state)
+                outputs.append(y)
+            return torch.cat(outputs, dim=1).to(u.dtype), state
+
+    def _chunk(self, u: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The outputs (B, T, H) of one stretch of time and the state after it."""
+        A_bar, B_bar = self.discretized()
+        h = linear_scan(A_bar, B_bar * u.unsqueeze(-1), state)  # (B, T, H, N/2)
+        return self._output(h, u), h[:, -1].clone()  # a copy, so the carry does not keep all of h alive
+
+    def step(self, u_t: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        check_step(u_t, self.d_model, "S4D")
+        self._check_state(state, u_t.shape[0])
+        with torch.autocast(device_type=u_t.device.type, enabled=False):
+            u32 = at_least_float32(u_t)
+            A_bar, B_bar = self.discretized()
+            h = B_bar * u32.unsqueeze(-1)
+            if state is not None:
+                h = A_bar * state + h
+            return self._output(h, u32).to(u_t.dtype), h
