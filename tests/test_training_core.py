@@ -169,7 +169,7 @@ def _decayed_names(model: torch.nn.Module) -> set[str]:
 
 
 @pytest.mark.parametrize("task", ["agent", "lm", "copy"])
-@pytest.mark.parametrize("backbone", ["lru", "mingru", "transformer", "gru"])
+@pytest.mark.parametrize("backbone", ["lru", "mingru", "transformer", "gru", "mamba", "s4d"])
 def test_no_weight_decay_on_recurrence_norms_embeddings_and_biases(task, backbone):
     fields = {"d_model": 16, "n_layers": 1}
     if backbone == "mingru":
@@ -181,7 +181,8 @@ def test_no_weight_decay_on_recurrence_norms_embeddings_and_biases(task, backbon
     assert decayed, "weight matrices are decayed"
     for name in decayed:
         leaf = name.rsplit(".", 1)[-1]
-        assert leaf not in ("nu_log", "theta_log", "gamma_log", "initial_state", "bias"), name
+        assert leaf not in ("nu_log", "theta_log", "gamma_log", "initial_state", "bias", "A_log", "log_A_real",
+                            "A_imag", "log_dt", "D"), name
         assert "norm" not in name and "embed" not in name, name
     assert all(p.ndim >= 2 for n, p in model.named_parameters() if n in decayed)
 

@@ -6,7 +6,8 @@ practice), never to:
 - biases and every other 1-D parameter,
 - recurrent parameters by name: LRU's nu_log / theta_log / gamma_log (decaying nu_log pulls |λ| to
   e^-1 and erases long memory), learned initial states, DSF's feedback (a buffer today; named here
-  so it stays undecayed should it become a parameter), and the state-space layers' A_log / D / log_dt.
+  so it stays undecayed should it become a parameter), and the state-space layers' A (Mamba's A_log,
+  S4D's log_A_real / A_imag), D and log_dt.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from torch import nn
 
 from .config import ConfigError, OptimConfig
 
-NO_DECAY_NAMES = ("nu_log", "theta_log", "gamma_log", "initial_state", "feedback", "A_log", "D", "log_dt",
-                  "A_real", "A_imag")
+NO_DECAY_NAMES = ("nu_log", "theta_log", "gamma_log", "initial_state", "feedback",
+                  "A_log", "D", "log_dt", "log_A_real", "A_imag")  # the last five: Mamba's and S4D's state matrices and steps
 NO_DECAY_MODULES = (nn.LayerNorm, nn.Embedding, nn.GroupNorm, nn.BatchNorm1d)
 
 
