@@ -60,7 +60,8 @@ def run_task(kind: str, config):
 
 def config_for(kind: str, tmp_path, corpus_dir, **overrides):
     if kind == "agent":
-        return tiny_config(tmp_path, "mingru", schedule="constant", log_every=1, checkpoint_every=2, **overrides)
+        return tiny_config(tmp_path, "mingru", **{"schedule": "constant", "log_every": 1, "checkpoint_every": 2,
+                                                  **overrides})
     if kind.startswith("lm"):
         return lm_config(tmp_path, corpus_dir, kind.split("-")[1], **overrides)
     return copy_config(tmp_path, **overrides)
