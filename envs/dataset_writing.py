@@ -22,6 +22,13 @@ from tqdm import tqdm
 Policy = Callable[[np.ndarray], np.ndarray]
 
 
+def stack_observations(observations: list) -> np.ndarray | dict[str, np.ndarray]:
+    """An episode's observations as Minari stores them: one array, or one array per key of a Dict space."""
+    if isinstance(observations[0], dict):
+        return {key: np.asarray([o[key] for o in observations]) for key in observations[0]}
+    return np.asarray(observations)
+
+
 def rollout_episodes(
     env: gym.Env,
     policy: Policy | None,
@@ -59,7 +66,7 @@ def rollout_episodes(
             truncations.append(truncated)
             done = terminated or truncated
         buffers.append(dict(
-            observations=np.asarray(observations), actions=np.asarray(actions),
+            observations=stack_observations(observations), actions=np.asarray(actions),
             rewards=np.asarray(rewards, np.float64), terminations=np.asarray(terminations),
             truncations=np.asarray(truncations), infos={}, seed=int(seed),
         ))
