@@ -134,7 +134,7 @@ def check_resumable(saved: dict[str, Any], now: dict[str, Any], resumable: tuple
                               "asked for; ask for at least as many steps")
 
 
-def _setup(config: Any, task_name: str, ctx: Context, quiet: bool) -> Setup:
+def _setup(config: Any, ctx: Context, quiet: bool) -> Setup:
     run: RunConfig = config.run
     say = (lambda *a, **k: None) if quiet or not ctx.is_main else print
     if ctx.device.type == "cpu" and run.cpu_threads:
@@ -161,7 +161,7 @@ def run_training(config: Any, task_name: str, build_task: Callable[[Setup], Task
     ctx = distributed.setup(pick_device(config.run.device), config.run.dist_timeout_s)
     setup = None
     try:
-        setup = _setup(config, task_name, ctx, quiet)
+        setup = _setup(config, ctx, quiet)
         return _run(setup, task_name, build_task, script)
     except (TrainingDiverged, TrainingInterrupted, RankStopped, ConfigError):
         raise
@@ -178,7 +178,7 @@ def run_training(config: Any, task_name: str, build_task: Callable[[Setup], Task
 
 def _run(setup: Setup, task_name: str, build_task: Callable[[Setup], Task], script: str) -> dict[str, Any]:
     t_start = time.time()
-    config, run, ctx, folder, say = setup.config, setup.run, setup.ctx, setup.folder, setup.say
+    config, run, ctx, folder = setup.config, setup.run, setup.ctx, setup.folder
     if not ctx.is_main:  # rank 0 builds shared files (a built-in dataset, a download) first
         distributed.barrier(ctx)
     task = build_task(setup)
@@ -192,125 +192,149 @@ def _run(setup: Setup, task_name: str, build_task: Callable[[Setup], Task], scri
     trainer = Trainer(task.model, task.loss, config.optim, task.total_steps, ctx.device, ctx, amp=run.amp,
                       compile=run.compile, samples_per_step=task.samples_per_step,
                       steps_per_epoch=task.steps_per_epoch, seed=run.seed)
-    best: dict[str, Any] = {"score": -math.inf, "step": None, "summary": None}
-    resume_step = 0
+    loop = _Loop(setup, task, trainer, plain, script)
     if setup.resume_payload is not None:
-        payload = setup.resume_payload
-        for key in ("model", "trainer", "task", "config"):
-            if key not in payload:
-                raise CheckpointError(f"checkpoint {folder.last} is not a {task_name} checkpoint (no {key!r})")
-        task.check_checkpoint(payload, folder.last)
-        check_resumable(payload["config"], plain, task.resumable_fields, folder.last, folder.path / "config.yaml",
-                        int(payload["step"]), task.total_steps)
-        task.model.load_state_dict(payload["model"])
-        trainer.load_state_dict(payload["trainer"])
-        task.load_state_dict(payload["task"])
-        best = dict(payload["best"])
-        resume_step = trainer.step
-        say(f"resumed {folder.name} at step {trainer.step} from {folder.last}")
+        loop.restore(setup.resume_payload, task_name)
     if ctx.is_main:
         folder.write_config(config_document(task_name, plain, " ".join(sys.argv)))
+    setup.say(task.describe())
+    final, train_seconds = loop.train()
+    divergence = distributed.max_parameter_divergence(ctx, task.model)
 
-    say(task.describe())
-    metrics = MetricsLog(folder.path, resume_step) if ctx.is_main else NoMetrics()
-    progress = tqdm(total=task.total_steps, initial=trainer.step, desc=folder.name,
-                    disable=setup.quiet or not run.progress or not ctx.is_main, mininterval=2, dynamic_ncols=True)
-    eval_every = run.eval_every or task.steps_per_epoch or 0
-    last_good = f"{folder.last} (step {resume_step})" if resume_step else "none written yet"
-    saved_step = resume_step if setup.resume_payload is not None else -1
-    train_seconds, final = 0.0, None
-
-    def save(path: Path) -> None:
-        state = {"step": trainer.step, "model": task.model.state_dict(), "trainer": trainer.state_dict(),
-                 "task": task.state_dict(), "config": plain, "best": best, **task.checkpoint_extras()}
-        if ctx.is_main:  # trainer.state_dict() is a collective: every rank builds the payload
-            save_checkpoint(path, state)
-
-    def save_last() -> None:
-        nonlocal last_good, saved_step
-        save(folder.last)
-        last_good, saved_step = f"{folder.last} (step {trainer.step})", trainer.step
-
-    def diverged(what: str) -> TrainingDiverged:
-        return TrainingDiverged(
-            f"training diverged: {what} at step {trainer.step}; stopped. Last good checkpoint: {last_good}. "
-            "Try a lower --lr, a smaller --grad-clip or --no-amp.")
-
-    try:
-        t_train = time.perf_counter()
-        while trainer.step < task.total_steps:
-            trainer.train_step()
-            progress.update(1)
-            step = trainer.step
-            finishing = step == task.total_steps
-            evaluating = finishing or (eval_every and step % eval_every == 0)
-            checkpointing = finishing or step % run.checkpoint_every == 0
-            if step % run.log_every == 0 or evaluating or checkpointing:
-                values = trainer.read_metrics()
-                if not math.isfinite(values["train/loss"]):
-                    raise diverged(f"the loss is {values['train/loss']} (mean over the steps since the last log)")
-                if (checkpointing or evaluating) and not finite_parameters(task.model):
-                    raise diverged("a parameter is not finite")
-                metrics.log(step, values)
-                progress.set_postfix(loss=f"{values['train/loss']:.4f}", refresh=False)
-            if finishing:
-                save_last()  # the trained model is safe before the final evaluation runs
-            if evaluating:
-                train_seconds += time.perf_counter() - t_train
-                evaluation = _evaluate(task, folder, ctx, finishing, step)
-                metrics.log(step, evaluation.scalars)
-                if evaluation.score > best["score"]:
-                    best = {"score": evaluation.score, "step": step, "summary": evaluation.summary}
-                    save(folder.best)
-                if finishing:
-                    final = evaluation
-                    save_last()  # with the final best
-                else:
-                    progress.write(f"step {step}: " + "; ".join(evaluation.lines))
-                t_train = time.perf_counter()
-                trainer.restart_clock()
-            if checkpointing and not finishing:
-                save_last()
-        train_seconds += time.perf_counter() - t_train
-        if final is None:  # resumed a run that had already finished
-            final = _evaluate(task, folder, ctx, True, trainer.step)
-        divergence = distributed.max_parameter_divergence(ctx, task.model)
-    except (TrainingDiverged, RankStopped):
-        raise
-    except Exception as e:
-        if not ctx.enabled:
-            raise
-        raise RankStopped(distributed.stopped_message(ctx, e, f"at step {trainer.step}", last_good)) from e
-    except KeyboardInterrupt:
-        progress.close()
-        if trainer.step != saved_step and finite_parameters(task.model):
-            save_last()
-        raise TrainingInterrupted(
-            f"interrupted at step {trainer.step}; {last_good}. Resume with: python {script} "
-            f"--config {folder.path / 'config.yaml'} --resume") from None
-    finally:
-        progress.close()
-        metrics.close()
-
-    results = {"task": task_name, "run": folder.name, "run_dir": str(folder.path), **task.results(final, best),
+    results = {"task": task_name, "run": folder.name, "run_dir": str(folder.path), **task.results(final, loop.best),
                "steps": trainer.step, "train_seconds": train_seconds, "wall_time_s": time.time() - t_start}
     if ctx.enabled:
         results.setdefault("distributed", {}).update(world_size=ctx.world_size, max_parameter_divergence=divergence)
     if ctx.is_main:
         folder.write_json("results.json", results)
     for line in task.final_lines(final, results):
-        say(line)
-    say(f"\nrun folder:   {folder.path}  (config.yaml, metrics.jsonl, checkpoints/, results.json)")
-    say(f"tensorboard:  tensorboard --logdir {run.runs_dir}")
+        setup.say(line)
+    setup.say(f"\nrun folder:   {folder.path}  (config.yaml, metrics.jsonl, checkpoints/, results.json)")
+    setup.say(f"tensorboard:  tensorboard --logdir {run.runs_dir}")
     return results
 
 
-def _evaluate(task: Task, folder: RunFolder, ctx: Context, final: bool, step: int) -> Evaluation:
-    """task.evaluate; a failing final evaluation leaves results.json with the error (last.pt is written)."""
-    try:
-        return task.evaluate(final)
-    except Exception as e:
-        if final and ctx.is_main:
-            folder.write_json("results.json", {"run": folder.name, "step": step, "error": f"{type(e).__name__}: {e}",
-                                               "checkpoint": str(folder.last)})
-        raise
+class _Loop:
+    """One run's steps, logs, evaluations and checkpoints (the module doc's step 4)."""
+
+    def __init__(self, setup: Setup, task: Task, trainer: Trainer, plain: dict[str, Any], script: str):
+        self.setup, self.task, self.trainer, self.plain, self.script = setup, task, trainer, plain, script
+        self.folder, self.ctx, self.run = setup.folder, setup.ctx, setup.run
+        self.best: dict[str, Any] = {"score": -math.inf, "step": None, "summary": None}
+        self.resume_step, self.saved_step = 0, -1
+        self.last_good = "none written yet"
+
+    def restore(self, payload: dict[str, Any], task_name: str) -> None:
+        """Continue from a checkpoint: the settings must allow it, then every piece of state comes back."""
+        folder, task = self.folder, self.task
+        for key in ("model", "trainer", "task", "config"):
+            if key not in payload:
+                raise CheckpointError(f"checkpoint {folder.last} is not a {task_name} checkpoint (no {key!r})")
+        task.check_checkpoint(payload, folder.last)
+        check_resumable(payload["config"], self.plain, task.resumable_fields, folder.last, folder.path / "config.yaml",
+                        int(payload["step"]), task.total_steps)
+        task.model.load_state_dict(payload["model"])
+        self.trainer.load_state_dict(payload["trainer"])
+        task.load_state_dict(payload["task"])
+        self.best = dict(payload["best"])
+        self.resume_step = self.saved_step = self.trainer.step
+        self.last_good = f"{folder.last} (step {self.trainer.step})"
+        self.setup.say(f"resumed {folder.name} at step {self.trainer.step} from {folder.last}")
+
+    def save(self, path: Path) -> None:
+        state = {"step": self.trainer.step, "model": self.task.model.state_dict(), "trainer": self.trainer.state_dict(),
+                 "task": self.task.state_dict(), "config": self.plain, "best": self.best,
+                 **self.task.checkpoint_extras()}
+        if self.ctx.is_main:  # trainer.state_dict() is a collective: every rank builds the payload
+            save_checkpoint(path, state)
+
+    def save_last(self) -> None:
+        self.save(self.folder.last)
+        self.last_good, self.saved_step = f"{self.folder.last} (step {self.trainer.step})", self.trainer.step
+
+    def diverged(self, what: str) -> TrainingDiverged:
+        return TrainingDiverged(
+            f"training diverged: {what} at step {self.trainer.step}; stopped. Last good checkpoint: {self.last_good}. "
+            "Try a lower --lr, a smaller --grad-clip or --no-amp.")
+
+    def log_training(self, metrics, progress, check_parameters: bool) -> None:
+        """Log the means since the last log; the NaN guard."""
+        values = self.trainer.read_metrics()
+        if not math.isfinite(values["train/loss"]):
+            raise self.diverged(f"the loss is {values['train/loss']} (mean over the steps since the last log)")
+        if check_parameters and not finite_parameters(self.task.model):
+            raise self.diverged("a parameter is not finite")
+        metrics.log(self.trainer.step, values)
+        progress.set_postfix(loss=f"{values['train/loss']:.4f}", refresh=False)
+
+    def evaluate(self, metrics, final: bool) -> Evaluation:
+        """task.evaluate, logged; best.pt when it beats the best so far. A failing final evaluation leaves
+        results.json with the error (last.pt is written before it)."""
+        step = self.trainer.step
+        try:
+            evaluation = self.task.evaluate(final)
+        except Exception as e:
+            if final and self.ctx.is_main:
+                self.folder.write_json("results.json", {"run": self.folder.name, "step": step,
+                                                        "checkpoint": str(self.folder.last),
+                                                        "error": f"{type(e).__name__}: {e}"})
+            raise
+        metrics.log(step, evaluation.scalars)
+        if evaluation.score > self.best["score"]:
+            self.best = {"score": evaluation.score, "step": step, "summary": evaluation.summary}
+            self.save(self.folder.best)
+        return evaluation
+
+    def train(self) -> tuple[Evaluation, float]:
+        """Train to the task's last step; (the final evaluation, seconds spent training)."""
+        run, task, trainer, ctx = self.run, self.task, self.trainer, self.ctx
+        metrics = MetricsLog(self.folder.path, self.resume_step) if ctx.is_main else NoMetrics()
+        progress = tqdm(total=task.total_steps, initial=trainer.step, desc=self.folder.name, mininterval=2,
+                        disable=self.setup.quiet or not run.progress or not ctx.is_main, dynamic_ncols=True)
+        eval_every = run.eval_every or task.steps_per_epoch or 0
+        train_seconds, final = 0.0, None
+        try:
+            t_train = time.perf_counter()
+            while trainer.step < task.total_steps:
+                trainer.train_step()
+                progress.update(1)
+                step = trainer.step
+                finishing = step == task.total_steps
+                evaluating = finishing or (eval_every and step % eval_every == 0)
+                checkpointing = finishing or step % run.checkpoint_every == 0
+                if step % run.log_every == 0 or evaluating or checkpointing:
+                    self.log_training(metrics, progress, check_parameters=checkpointing or evaluating)
+                if finishing:
+                    self.save_last()  # the trained model is safe before the final evaluation runs
+                if evaluating:
+                    train_seconds += time.perf_counter() - t_train
+                    evaluation = self.evaluate(metrics, final=finishing)
+                    if finishing:
+                        final = evaluation
+                        self.save_last()  # with the final best
+                    else:
+                        progress.write(f"step {step}: " + "; ".join(evaluation.lines))
+                    t_train = time.perf_counter()
+                    trainer.restart_clock()
+                if checkpointing and not finishing:
+                    self.save_last()
+            train_seconds += time.perf_counter() - t_train
+            if final is None:  # resumed a run that had already finished
+                final = self.evaluate(metrics, final=True)
+        except (TrainingDiverged, RankStopped):
+            raise
+        except Exception as e:
+            if not ctx.enabled:
+                raise
+            raise RankStopped(distributed.stopped_message(ctx, e, f"at step {trainer.step}", self.last_good)) from e
+        except KeyboardInterrupt:
+            progress.close()
+            if trainer.step != self.saved_step and finite_parameters(task.model):
+                self.save_last()
+            raise TrainingInterrupted(
+                f"interrupted at step {trainer.step}; last checkpoint: {self.last_good}. Resume with: python "
+                f"{self.script} --config {self.folder.path / 'config.yaml'} --resume") from None
+        finally:
+            progress.close()
+            metrics.close()
+        return final, train_seconds
