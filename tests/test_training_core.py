@@ -253,3 +253,15 @@ def test_checkpoints_of_another_format_version_are_refused(tmp_path):
     torch.save({"format_version": 1, "model": {}}, path)
     with pytest.raises(CheckpointError, match="format version 1"):
         load_checkpoint(path)
+
+
+def test_a_failing_final_evaluation_keeps_the_model_and_records_the_error(tmp_path, monkeypatch):
+    def broken(self, final):
+        raise RuntimeError("the env crashed")
+
+    monkeypatch.setattr(copy_training.CopyTask, "evaluate", broken)
+    with pytest.raises(RuntimeError, match="the env crashed"):
+        run_task("copy", copy_config(tmp_path, run_name="r", steps=3, eval_every=0))
+    assert last(tmp_path, "r")["step"] == 3  # written before the final evaluation
+    results = json.loads((tmp_path / "runs" / "r" / "results.json").read_text())
+    assert results["error"] == "RuntimeError: the env crashed" and results["step"] == 3
