@@ -24,7 +24,7 @@ def test_cpu_only_machine_exits_0_saying_there_is_no_gpu():
 def test_main_checks_for_a_gpu_before_anything_else(monkeypatch, capsys):
     script = load_script("gpu_check")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(script, "default_checks", lambda work_dir: pytest.fail("checks ran without a GPU"))
+    monkeypatch.setattr(gpu_check, "default_checks", lambda work_dir: pytest.fail("checks ran without a GPU"))
     assert script.main([]) == 0
     assert "no CUDA GPU" in capsys.readouterr().out
 
@@ -118,7 +118,7 @@ def test_the_prepared_commands_parse():
     assert len(commands) == len(BACKBONE_CONFIGS)
     for command in commands.values():
         config = parse_args(command[2:])
-        assert config.steps == 50 and config.device == "cuda"
+        assert config.steps == 50 and config.run.device == "cuda"
     benchmark = load_script("benchmark")
     for argv in (["--suite", "layers", "--lengths", "512"], ["--suite", "gradient-modes", "--lengths", "2048"]):
         tyro.cli(benchmark.Args, args=[*argv, "--out-dir", "/tmp/x"])
