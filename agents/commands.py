@@ -22,11 +22,15 @@ TRAIN_AGENT_HELP = """Train a Decision agent on a Minari dataset with any sequen
     db-train-agent backbone:gru --backbone.gradient dsf
     db-train-agent --preset hopper-medium            # DT's settings on mujoco/hopper/medium-v0
     db-train-agent --preset hopper-medium --download backbone:lru
+    db-train-agent --preset dt --dataset mujoco/ant/medium-v0 --download   # DT's settings, any MuJoCo family
+    db-train-agent --eval-video 2                   # 2 episodes per target to runs/NAME/videos/*.mp4
     db-train-agent --run-name NAME --resume          # continue runs/NAME exactly where it stopped
     db-train-agent --config runs/NAME/config.yaml    # re-run a run (flags after it override)
     torchrun --nproc-per-node 2 scripts/train_agent.py --batch-size 32   # data parallel: 2 ranks x 32 = global batch 64
 
-Presets: quick (default) and {hopper,halfcheetah,walker2d}-{simple,medium,expert}; see agents/config.py.
+Presets: quick (default), {hopper,halfcheetah,walker2d}-{simple,medium,expert} and dt (DT's settings for
+any --dataset: the paper's targets for hopper/halfcheetah/walker2d, else (R, R - |R|/2) from the
+dataset's best return R, printed at the start); see agents/config.py.
 Writes runs/<name>/{config.yaml, events.*, metrics.jsonl, checkpoints/{last,best}.pt, results.json}.
 """
 
@@ -112,7 +116,9 @@ def train_agent_main(argv: list[str] | None = None) -> dict:
     from agents.config import parse_args
     from agents.run import train_agent as run
 
-    return run(parse_args(argv, description=TRAIN_AGENT_HELP))
+    from envs.minari_ids import known_ids_line
+
+    return run(parse_args(argv, description=f"{TRAIN_AGENT_HELP}\nKnown Minari MuJoCo ids: {known_ids_line()}\n"))
 
 
 def train_agent(argv: list[str] | None = None) -> None:

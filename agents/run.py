@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.checkpoints import build_model, check_shapes
-from agents.config import AgentConfig, describe_backbone
+from agents.config import AgentConfig, derive_dt_targets, describe_backbone
 from agents.evaluator import EvalReport, evaluate
 from agents.trainer import agent_loss
 from envs.builtin_datasets import BUILTIN_DATASETS, ensure_builtin_dataset
@@ -72,7 +72,12 @@ class AgentTask:
         self.config, self.ctx = config, setup.ctx
         self.store = load_store(config)
         self.info = DatasetInfo.from_store(self.store)
-        self.targets = tuple(config.eval_targets) or self.info.default_targets()
+        self.targets, self.targets_note = tuple(config.eval_targets), ""
+        if not self.targets and config.preset == "dt":  # a family the DT paper does not list
+            self.targets = derive_dt_targets(self.info.return_max)
+            self.targets_note = (f"targets {self.targets[0]:g}, {self.targets[1]:g}: derived from the dataset's best "
+                                 f"return R as (R, R - |R|/2); the DT paper lists none for this family")
+        self.targets = self.targets or self.info.default_targets()
         max_ep_len = config.max_ep_len or self.store.max_episode_steps
         self.sampler = SegmentSampler(self.store, config.context_len, config.batch_size, config.return_scale, max_ep_len,
                                       device=setup.device, seed=config.run.seed, rank=self.ctx.rank,
@@ -113,7 +118,8 @@ class AgentTask:
                  if ctx.enabled else f"batch {config.batch_size}")
         return (f"{self.store.summary()}\n{describe_backbone(config.backbone)}, {n_params:,} parameters, "
                 f"K={config.context_len}, {config.steps} steps x {batch} on {ctx.device}"
-                f"{' (rank 0)' if ctx.enabled else ''}; targets {', '.join(f'{t:g}' for t in self.targets)}")
+                f"{' (rank 0)' if ctx.enabled else ''}; targets {', '.join(f'{t:g}' for t in self.targets)}"
+                + (f"\n{self.targets_note}" if self.targets_note else ""))
 
     def results(self, final: Evaluation, best: dict[str, Any]) -> dict[str, Any]:
         report, config, info = self.last_report, self.config, self.info
@@ -128,6 +134,8 @@ class AgentTask:
             "best_score": {f"{t['target']:g}": t.get("normalized_mean", t["return_mean"])
                            for t in best_summary.get("targets", [])},
         }
+        if self.targets_note:
+            results["targets_note"] = self.targets_note
         if self.ctx.enabled:
             results["distributed"] = {"batch_size_per_rank": config.batch_size,
                                       "global_batch_size": config.batch_size * self.ctx.world_size}
