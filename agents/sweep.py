@@ -43,7 +43,8 @@ from sequence_models.training.loop import flat_fields
 REPO = Path(__file__).resolve().parents[1]
 SET_BY_SWEEP = ("--seed", "--dataset", "--run-name", "--runs-dir", "--resume", "--no-resume", "--backbone.gradient")
 # fields that may differ between a finished run and the plan without making it another experiment
-NOT_THE_EXPERIMENT = {"run_name", "runs_dir", "resume", "progress", "cpu_threads", "device", "dist_timeout_s"}
+NOT_THE_EXPERIMENT = {"run_name", "runs_dir", "resume", "progress", "cpu_threads", "device", "dist_timeout_s",
+                      "wandb", "wandb_project", "wandb_entity", "wandb_group", "wandb_tags", "eval_video"}
 
 
 class SweepError(ValueError):
