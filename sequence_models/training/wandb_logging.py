@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ class WandbSink:
 
         self._wandb = wandb
         id_file = run_dir / ID_FILE
-        run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
+        run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]  # wandb ids: [a-z0-9]
         id_file.write_text(run_id + "\n")
         directory = None if os.environ.get("WANDB_DIR") else str(run_dir)
         self.run = wandb.init(project=run.wandb_project, entity=run.wandb_entity or None,
