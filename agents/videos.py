@@ -77,7 +77,13 @@ def render_episode(model, spec, target: float, seed: int, mode: str, context_len
     try:
         obs, _ = env.reset(seed=seed)
         policy = Policy(model, mode, 1, context_len, kv_steps, return_scale)
-        frames, rtg, total, length = [env.render()], float(target), 0.0, 0
+        try:
+            first = env.render()
+        except Exception as e:  # noqa: BLE001 - OpenGL setup errors come as many types; one line says what to do
+            raise RuntimeError(f"MuJoCo cannot render with MUJOCO_GL={os.environ.get('MUJOCO_GL')} ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0] if str(e) else ''}): install libegl1 (Debian) or use "
+                               "MUJOCO_GL=osmesa (libosmesa6)") from e
+        frames, rtg, total, length = [first], float(target), 0.0, 0
         with torch.no_grad():
             for t in range(horizon):
                 batch_obs = flatten_observation({k: v[None] for k, v in obs.items()} if isinstance(obs, dict)
