@@ -61,17 +61,23 @@ class RenderedEpisode:
     fps: float  # the env's render_fps (MuJoCo: 1 / (frame_skip x timestep)): real time
 
 
-def render_episode(model, spec, target: float, seed: int, mode: str, context_len: int, return_scale: float,
-                   kv_steps: int, horizon: int) -> RenderedEpisode:
-    """One episode in one rgb_array env, acted by a batch-of-one Policy (the evaluator's loop, rendered)."""
+def make_render_env(spec):
+    """One rgb_array env of the evaluation's spec (reused for every rendered episode: making it and its
+    OpenGL context costs more than a short episode)."""
     import gymnasium as gym
+
+    use_headless_gl()
+    return gym.make(spec, render_mode="rgb_array", width=FRAME_SIZE, height=FRAME_SIZE)
+
+
+def render_episode(model, env, target: float, seed: int, mode: str, context_len: int, return_scale: float,
+                   kv_steps: int, horizon: int) -> RenderedEpisode:
+    """One episode in the rgb_array env, acted by a batch-of-one Policy (the evaluator's loop, rendered)."""
     import torch
 
     from agents.policy import Policy
     from envs.observations import flatten_observation
 
-    use_headless_gl()
-    env = gym.make(spec, render_mode="rgb_array", width=FRAME_SIZE, height=FRAME_SIZE)
     was_training = model.training
     model.eval()
     try:
@@ -95,7 +101,6 @@ def render_episode(model, spec, target: float, seed: int, mode: str, context_len
                 if terminated or truncated:
                     break
     finally:
-        env.close()
         model.train(was_training)
     fps = float(env.metadata.get("render_fps") or 30)
     return RenderedEpisode(float(target), 0, np.stack(frames).astype(np.uint8), total, length, fps)
@@ -127,21 +132,26 @@ def _number(x: float) -> str:
 def record_videos(model, spec, targets, episodes: int, out_dir: Path, step: int, *, seed: int, mode: str,
                   context_len: int, return_scale: float, kv_steps: int, reference=None,
                   prefix: str = "") -> tuple[list[Video], float]:
-    """Render the first `episodes` episodes of each target (seeds seed + e) to out_dir; returns the
-    videos and the rendered env steps per second."""
+    """Render the first `episodes` episodes of each target (seeds seed + e) to out_dir, each written
+    before the next is rendered (a 1000-step episode is ~170 MB of frames); returns the videos and
+    the rendered env steps per second (rendering and encoding included)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     horizon = spec.max_episode_steps or model.max_ep_len
     videos, steps, t0 = [], 0, time.perf_counter()
-    for target in targets:
-        for e in range(episodes):
-            ep = render_episode(model, spec, target, seed + e, mode, context_len, return_scale, kv_steps, horizon)
-            steps += ep.length
-            name = f"{prefix}step{step}-target{target:g}-ep{e}-return{_number(ep.episode_return)}"
-            score = None
-            if reference is not None:
-                score = float(np.asarray(reference.normalize(np.array([ep.episode_return])))[0])
-                name += f"-norm{_number(score)}"
-            path = write_video(ep.frames, out_dir / name, ep.fps)
-            videos.append(Video(f"video/target{target:g}/ep{e}", path, frame_strip(ep.frames), len(ep.frames), ep.fps,
-                                {"return": ep.episode_return, "normalized": score, "length": ep.length}))
+    env = make_render_env(spec)
+    try:
+        for target in targets:
+            for e in range(episodes):
+                ep = render_episode(model, env, target, seed + e, mode, context_len, return_scale, kv_steps, horizon)
+                steps += ep.length
+                name = f"{prefix}step{step}-target{target:g}-ep{e}-return{_number(ep.episode_return)}"
+                score = None
+                if reference is not None:
+                    score = float(np.asarray(reference.normalize(np.array([ep.episode_return])))[0])
+                    name += f"-norm{_number(score)}"
+                path = write_video(ep.frames, out_dir / name, ep.fps)
+                videos.append(Video(f"video/target{target:g}/ep{e}", path, frame_strip(ep.frames), len(ep.frames),
+                                    ep.fps, {"return": ep.episode_return, "normalized": score, "length": ep.length}))
+    finally:
+        env.close()
     return videos, steps / max(time.perf_counter() - t0, 1e-9)
