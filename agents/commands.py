@@ -39,6 +39,7 @@ EVALUATE_AGENT_HELP = """Evaluate a trained Decision agent: several return targe
     db-evaluate-agent runs/NAME                          # best.pt (else last.pt), the run's targets
     db-evaluate-agent runs/NAME/checkpoints/last.pt --mode window --episodes 20
     db-evaluate-agent runs/NAME --targets 9000 6000 3000 --vectorization async
+    db-evaluate-agent runs/NAME --video 2                 # also runs/NAME/videos/eval-best-step*-target*-ep*.mp4
 
 Prints mean ± std return and normalized score per target (0 = random policy, 100 = the dataset's
 reference expert; the reference's name is printed with it), episode lengths and env steps/s, and
@@ -75,9 +76,11 @@ SWEEP_HELP = """Run a grid of agent runs (backbones x gradient modes x datasets 
 
     db-sweep --backbones mingru transformer --seeds 0 1 2 -- --steps 2000 --eval-every 500
     db-sweep --backbones gru lstm --gradients bptt dsf truncated --jobs 2 -- --preset quick
-    db-sweep --backbones mingru lru transformer --datasets mujoco/hopper/medium-v0 \
+    db-sweep --backbones mingru lru transformer --datasets mujoco/hopper/medium-v0 \\
         mujoco/walker2d/medium-v0 --devices cuda:0 cuda:1 --jobs 4 -- --preset hopper-medium --download
     db-sweep --dry-run ...                                  # the plan only
+    db-sweep --launcher slurm --slurm-partition gpu --slurm-gpus-per-run 1 --slurm-time-min 240 \\
+        --backbones mingru lru transformer --datasets mujoco/hopper/medium-v0 -- --preset dt --download
 
 Flags after `--` go to every scripts/train_agent.py run (--backbone.* ones after backbone:NAME; the
 sweep sets --dataset, --seed, --run-name, --runs-dir and --backbone.gradient). Every run's flags are
@@ -88,7 +91,13 @@ Runs go to <out>/<dataset>-<backbone>-<gradient>-s<seed>/, their output to <out>
 command again to continue: finished runs (results.json) are skipped, interrupted ones resume from
 their last checkpoint. At the end <out>/report/ holds table.md and table.csv (mean ± std over seeds
 of the "last" and "best" normalized scores, datasets x methods, as the minGRU paper's Table 3 and
-CORL) and one learning-curve PNG per dataset; scripts/report.py re-makes them from any run folders.
+CORL), one learning-curve PNG per dataset and index.html (all of it on one page, with links to the
+runs' videos); db-report re-makes them from any run folders.
+
+--launcher slurm submits one job per run through submitit (pip install -e '.[slurm]') and waits for
+them; a preempted or timed-out job Ctrl-Cs its run (which writes checkpoints/last.pt) and requeues
+itself, resuming exactly. A job lost without warning: run the same command again; it resumes from
+last.pt (at most --checkpoint-every steps lost) and skips what is finished.
 """
 
 REPORT_HELP = """Compare finished agent runs: a datasets x methods table of mean ± std over seeds, and learning curves.
@@ -102,6 +111,7 @@ results.json from scripts/train_agent.py counts). Prints the markdown table; wit
 <first folder>/report) writes table.md, table.csv and one PNG per dataset (evaluation score and
 training loss against the step, mean over seeds with a ± std band). The table's columns are "last"
 (final evaluation) and "best" (best evaluation) per method, as CORL reports; see agents/report.py.
+index.html holds the table, the PNGs embedded and links to each run's videos/ (agents/results_page.py).
 """
 
 
