@@ -12,15 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import torch
 import tyro
 
-from agents.checkpoints import load_agent
-from agents.run import run_evaluation, run_videos
-from agents.videos import check_video_support
 from sequence_models.training.checkpoint import CheckpointError, load_checkpoint
 from sequence_models.training.config import ConfigError, override
-from sequence_models.training.device import pick_device
 
 
 @dataclass(frozen=True)
@@ -79,6 +74,13 @@ def check(args: EvaluateArgs) -> None:
 
 def evaluate_checkpoint(args: EvaluateArgs) -> dict:
     """Evaluate, print the per-target lines, write the JSON; returns what it holds."""
+    import torch  # here, not at the top: `db-evaluate-agent --help` needs only EvaluateArgs
+
+    from agents.checkpoints import load_agent
+    from agents.run import run_evaluation, run_videos
+    from agents.videos import check_video_support
+    from sequence_models.training.device import pick_device
+
     check(args)
     if args.video:
         check_video_support()

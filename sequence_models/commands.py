@@ -92,12 +92,13 @@ def gpu_check_main(argv: list[str] | None = None) -> int:
     import tempfile
     import time
 
-    import torch
     import tyro
+
+    args = tyro.cli(GpuCheckArgs, args=argv, description=GPU_CHECK_HELP)
+    import torch  # after the parse: --help loads neither torch nor the checks
 
     from sequence_models.benchmarks import gpu_check as checks
 
-    args = tyro.cli(GpuCheckArgs, args=argv, description=GPU_CHECK_HELP)
     if not torch.cuda.is_available():
         print(checks.NO_GPU_MESSAGE)
         return 0
