@@ -54,3 +54,13 @@ def test_frame_strip_spreads_frames_over_the_episode():
     frames = np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1).repeat(3, axis=3)
     strip = frame_strip(frames, count=5)
     assert strip.shape == (1, 5, 3) and strip[0, :, 0].tolist() == [0, 5, 10, 14, 19]
+
+
+def test_without_ffmpeg_videos_are_gifs_with_every_frame(tmp_path, monkeypatch):
+    from agents import videos
+
+    monkeypatch.setattr(videos, "video_format", lambda: "gif")
+    frames = np.zeros((7, 16, 16, 3), dtype=np.uint8)
+    frames[:, :, :, 0] = np.arange(7, dtype=np.uint8)[:, None, None] * 30  # distinct frames (GIF merges repeats)
+    path = videos.write_video(frames, tmp_path / "step1-target5-ep0-return1.5", fps=20)
+    assert path.name == "step1-target5-ep0-return1.5.gif" and _frames(path) == 7
