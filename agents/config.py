@@ -3,21 +3,26 @@
 It nests the training core's RunConfig (seed, device, run name, cadence, resume, ...) and
 OptimConfig (lr, schedule, clip, ...) without a prefix, so every flag is flat: `--seed 1 --lr 3e-4`.
 `--preset hopper-medium` takes the DT paper's settings for Minari's mujoco/hopper/medium-v0, and any
-flag after it overrides one field; `--config runs/NAME/config.yaml` does the same with a finished
+flag after it overrides one field; `--preset dt --dataset mujoco/ant/medium-v0` takes the same
+settings for any Minari MuJoCo dataset, with the paper's targets for hopper, halfcheetah and
+walker2d and, for another family, targets derived from the dataset's best return R at run time:
+(R, R - |R|/2), the paper's "expert, half of it" pattern (the run prints them); `--config runs/NAME/config.yaml` does the same with a finished
 run's config (sequence_models/training/config.py: parse_config). Naming `backbone:NAME` keeps the
 preset's backbone fields when NAME is the preset's backbone and starts from NAME's defaults otherwise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Literal
 
 from envs.builtin_datasets import DEFAULT_DATASET_ID
+from envs.minari_ids import mujoco_family, mujoco_id_problem
 from sequence_models.backbone import BackboneChoice, BackboneConfig, MinGRUConfig, TransformerConfig
 from sequence_models.training.config import Optim, OptimConfig, Run, RunConfig, check, parse_config
 
-PRESET_NAMES = ("quick", *(f"{env}-{quality}" for env in ("hopper", "halfcheetah", "walker2d")
+PRESET_NAMES = ("quick", "dt", *(f"{env}-{quality}" for env in ("hopper", "halfcheetah", "walker2d")
                            for quality in ("simple", "medium", "expert")))
 PresetName = Literal[PRESET_NAMES]  # type: ignore[valid-type]
 EvalMode = Literal["window", "recurrent"]
@@ -74,10 +79,14 @@ class AgentConfig:
     """cap on steps per evaluation episode; 0: the env's time limit"""
     eval_kv_steps: int = -1
     """recurrent mode, transformer: steps its KV cache keeps (-1: context_len, the trained span; 0: the whole episode)"""
+    eval_video: int = 0
+    """render this many evaluation episodes per target to runs/NAME/videos/ (MP4, else GIF) and tensorboard/wandb:
+    the same seeds and policy replayed in one rgb_array env after the evaluation (pip install -e '.[video]';
+    headless: MUJOCO_GL=egl or osmesa)"""
 
     RESUMABLE: ClassVar[tuple[str, ...]] = (
         "steps", "download", "allow_foreign_env", "eval_targets", "eval_episodes", "eval_mode", "eval_vectorization",
-        "eval_max_steps", "eval_kv_steps")
+        "eval_max_steps", "eval_kv_steps", "eval_video")
     """fields a resumed run may change: a longer run, and how it is evaluated"""
 
     def __post_init__(self) -> None:
@@ -96,6 +105,10 @@ class AgentConfig:
             problems.append(f"eval_kv_steps must be -1 (context_len), 0 (all) or positive, got {self.eval_kv_steps}")
         if self.eval_episodes < 1:
             problems.append(f"eval_episodes must be >= 1, got {self.eval_episodes}")
+        if not 0 <= self.eval_video <= self.eval_episodes:
+            problems.append(f"eval_video must be in [0, eval_episodes={self.eval_episodes}], got {self.eval_video}")
+        if (typo := mujoco_id_problem(self.dataset)) is not None:
+            problems.append(typo)
         check(problems)
 
     def default_run_name(self) -> str:
@@ -108,7 +121,7 @@ class AgentConfig:
         return self.run.run_name or self.default_run_name()
 
 
-def _dt(dataset: str, targets: tuple[float, float], preset: str) -> AgentConfig:
+def _dt(dataset: str, targets: tuple[float, ...], preset: str) -> AgentConfig:
     """The Decision Transformer paper's gym settings (DESIGN.md)."""
     return AgentConfig(
         preset=preset, dataset=dataset, backbone=TransformerConfig(d_model=128, n_layers=3, n_heads=1, dropout=0.1),
@@ -123,6 +136,8 @@ DT_TARGETS = {"hopper": (3600.0, 1800.0), "halfcheetah": (12000.0, 6000.0), "wal
 PRESETS: dict[str, Callable[[], AgentConfig]] = {  # keys: PRESET_NAMES
     # The default: the built-in InvertedDoublePendulum dataset, a small minGRU, minutes on 2 CPU cores.
     "quick": lambda: AgentConfig(),
+    # DT's settings for any --dataset; targets by family (with_family_targets, derive_dt_targets)
+    "dt": lambda: _dt("mujoco/hopper/medium-v0", (), "dt"),
     **{
         f"{env}-{quality}": (lambda env=env, quality=quality: _dt(f"mujoco/{env}/{quality}-v0", DT_TARGETS[env], f"{env}-{quality}"))
         for env in DT_TARGETS
@@ -131,9 +146,23 @@ PRESETS: dict[str, Callable[[], AgentConfig]] = {  # keys: PRESET_NAMES
 }
 
 
+def with_family_targets(config: AgentConfig) -> AgentConfig:
+    """--preset dt without --eval-targets: the DT paper's targets when it lists the dataset's family."""
+    family = mujoco_family(config.dataset)
+    if config.preset == "dt" and not config.eval_targets and family in DT_TARGETS:
+        return dataclasses.replace(config, eval_targets=DT_TARGETS[family])
+    return config
+
+
+def derive_dt_targets(return_max: float) -> tuple[float, float]:
+    """Targets for a family the DT paper does not list: the dataset's best return R and R - |R|/2
+    (half of R when R > 0, as the paper's pairs; still the lower target when returns are negative)."""
+    return (float(return_max), float(return_max) - abs(float(return_max)) / 2)
+
+
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> AgentConfig:
     """--preset NAME or --config FILE first (the defaults), then every other flag through tyro."""
-    return parse_config(AgentConfig, PRESETS, "quick", "agent", argv, description)
+    return with_family_targets(parse_config(AgentConfig, PRESETS, "quick", "agent", argv, description))
 
 
 def describe_backbone(config: BackboneConfig) -> str:

@@ -12,14 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import torch
 import tyro
 
-from agents.checkpoints import load_agent
-from agents.run import run_evaluation
-from sequence_models.training.checkpoint import CheckpointError
+from sequence_models.training.checkpoint import CheckpointError, load_checkpoint
 from sequence_models.training.config import ConfigError, override
-from sequence_models.training.device import pick_device
 
 
 @dataclass(frozen=True)
@@ -45,6 +41,9 @@ class EvaluateArgs:
     the checkpoint names): only for checkpoints you trust"""
     output: str = ""
     """JSON file to write (default: <run>/eval-<checkpoint>-<mode>.json)"""
+    video: int = 0
+    """render the first N episodes of each target to <run>/videos/eval-<checkpoint>-step<step>-... (MP4, else GIF;
+    pip install -e '.[video]'), replayed after the evaluation in one rendering env (the same seeds and policy)"""
 
 
 def resolve_checkpoint(path: str) -> Path:
@@ -63,8 +62,10 @@ def check(args: EvaluateArgs) -> None:
     problems = []
     if args.seed is not None and args.seed < 0:
         problems.append(f"--seed must be >= 0, got {args.seed}")
-    if args.episodes < 0 or args.cpu_threads < 0 or args.max_steps < -1:
-        problems.append("--episodes and --cpu-threads must be >= 0, --max-steps >= -1")
+    if args.episodes < 0 or args.cpu_threads < 0 or args.max_steps < -1 or args.video < 0:
+        problems.append("--episodes, --cpu-threads and --video must be >= 0, --max-steps >= -1")
+    if args.video and args.episodes and args.video > args.episodes:
+        problems.append(f"--video {args.video} is more than the {args.episodes} --episodes per target")
     if args.output and not Path(args.output).parent.is_dir():
         problems.append(f"--output {args.output}: the folder {Path(args.output).parent} does not exist")
     if problems:
@@ -73,7 +74,16 @@ def check(args: EvaluateArgs) -> None:
 
 def evaluate_checkpoint(args: EvaluateArgs) -> dict:
     """Evaluate, print the per-target lines, write the JSON; returns what it holds."""
+    import torch  # here, not at the top: `db-evaluate-agent --help` needs only EvaluateArgs
+
+    from agents.checkpoints import load_agent
+    from agents.run import run_evaluation, run_videos
+    from agents.videos import check_video_support
+    from sequence_models.training.device import pick_device
+
     check(args)
+    if args.video:
+        check_video_support()
     device = pick_device(args.device)
     if device.type == "cpu" and args.cpu_threads:
         torch.set_num_threads(args.cpu_threads)
@@ -92,6 +102,13 @@ def evaluate_checkpoint(args: EvaluateArgs) -> dict:
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     output = Path(args.output) if args.output else run_dir / f"eval-{path.stem}-{report.mode}.json"
     summary = {"checkpoint": str(path), **report.summary()}
+    if args.video:
+        step = int(load_checkpoint(path, map_location="cpu").get("step", 0))  # load_agent does not return it
+        videos, rate = run_videos(model, config, info, targets, args.video, run_dir / "videos", step,
+                                  mode=report.mode, seed=args.seed, prefix=f"eval-{path.stem}-")
+        summary["videos"] = [str(v.path) for v in videos]
+        summary["video_env_steps_per_s"] = rate
+        print(f"videos ({rate:.0f} rendered env steps/s): " + ", ".join(str(v.path) for v in videos))
     output.write_text(json.dumps(summary, indent=2))
     print(f"written: {output}")
     return summary

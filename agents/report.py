@@ -32,6 +32,7 @@ from typing import Iterable
 
 import numpy as np
 
+from agents.results_page import write_results_page
 from sequence_models.benchmarks import tables
 
 
@@ -302,7 +303,9 @@ class Report:
 
 def make_report(run_paths: Iterable[str | Path], out_dir: str | Path | None = None, ddof: int = 0,
                 plots: bool = True, decimals: int = 1) -> Report:
-    """Read the runs, build the table; with out_dir, write table.md, table.csv and one PNG per dataset there."""
+    """Read the runs, build the table; with out_dir, write table.md, table.csv, one PNG per dataset and
+    index.html (the table, the PNGs embedded, links to the runs' videos: agents/results_page.py) there."""
+    run_paths = list(run_paths)
     records, warnings = read_runs(run_paths)
     cells = aggregate(records, ddof)
     md, table_csv = markdown_table(cells, decimals), csv_table(cells)
@@ -318,4 +321,6 @@ def make_report(run_paths: Iterable[str | Path], out_dir: str | Path | None = No
             written_plots = write_plots(records, out, ddof)
             if written_plots is None:
                 warnings.append("matplotlib is not installed: no plots (pip install -e '.[plots]')")
+        files.append(write_results_page(out, md, written_plots or [], [r.path for r in records],
+                                        title=f"Results: {out.resolve().parent.name if out.name == 'report' else out.name}"))
     return Report(records, cells, md, table_csv, warnings, files, written_plots)

@@ -20,16 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from agents.checkpoints import build_model, check_shapes
-from agents.config import AgentConfig, describe_backbone
-from agents.evaluator import EvalReport, evaluate
+from agents.config import AgentConfig, derive_dt_targets, describe_backbone
+from agents.evaluator import EvalReport, evaluate, with_time_limit
 from agents.trainer import agent_loss
+from agents.videos import check_video_support, record_videos
 from envs.builtin_datasets import BUILTIN_DATASETS, ensure_builtin_dataset
 from envs.dataset_info import DatasetInfo
+from envs.eval_env import eval_env_spec
 from envs.segment_sampler import SegmentSampler
 from envs.trajectory_store import TrajectoryStore
 from sequence_models.training.checkpoint import CheckpointError
 from sequence_models.training.distributed import Context
 from sequence_models.training.loop import Evaluation, Setup, run_training
+from sequence_models.training.run_folder import Video
 
 SCRIPT = "scripts/train_agent.py"
 
@@ -41,6 +44,11 @@ def load_store(config: AgentConfig) -> TrajectoryStore:
                                            allow_foreign_code=config.allow_foreign_env)
 
 
+def evaluation_seed(config: AgentConfig, seed: int | None = None) -> int:
+    """Episode e of every target resets with this + e (apart from the training seed's own stream)."""
+    return config.run.seed + 10_000 if seed is None else seed
+
+
 def run_evaluation(model, config: AgentConfig, info: DatasetInfo, targets, mode: str | None = None,
                    episodes: int | None = None, seed: int | None = None, ctx: Context | None = None) -> EvalReport:
     """evaluate() with the run's settings, in the env the dataset names (its spec, else its id)."""
@@ -48,10 +56,22 @@ def run_evaluation(model, config: AgentConfig, info: DatasetInfo, targets, mode:
     return evaluate(
         model, info.eval_env_spec or config.dataset, list(targets), episodes or config.eval_episodes,
         mode=mode or config.eval_mode, context_len=config.context_len, return_scale=config.return_scale,
-        seed=config.run.seed + 10_000 if seed is None else seed, max_steps=config.eval_max_steps,
+        seed=evaluation_seed(config, seed), max_steps=config.eval_max_steps,
         vectorization=config.eval_vectorization, reference=reference, no_reference_reason=reason,
         kv_steps=config.eval_kv_steps, ctx=ctx, allow_foreign_code=config.allow_foreign_env,
     )
+
+
+def run_videos(model, config: AgentConfig, info: DatasetInfo, targets, episodes: int, out_dir: Path, step: int,
+               mode: str | None = None, seed: int | None = None, prefix: str = "") -> tuple[list[Video], float]:
+    """The first `episodes` evaluation episodes of each target replayed in a rendering env (agents/videos.py):
+    the same env spec and time limit, seeds, mode and context as run_evaluation; (videos, env steps/s)."""
+    spec = with_time_limit(eval_env_spec(info.eval_env_spec or config.dataset,
+                                         allow_foreign_code=config.allow_foreign_env), config.eval_max_steps)
+    return record_videos(model, spec, list(targets), episodes, out_dir, step, seed=evaluation_seed(config, seed),
+                         mode=mode or config.eval_mode, context_len=config.context_len,
+                         return_scale=config.return_scale, kv_steps=config.eval_kv_steps,
+                         reference=info.reference_with_reason[0], prefix=prefix)
 
 
 def eval_scalars(report: EvalReport) -> dict[str, float]:
@@ -72,20 +92,42 @@ class AgentTask:
         self.config, self.ctx = config, setup.ctx
         self.store = load_store(config)
         self.info = DatasetInfo.from_store(self.store)
-        self.targets = tuple(config.eval_targets) or self.info.default_targets()
+        self.targets, self.targets_note = tuple(config.eval_targets), ""
+        if not self.targets and config.preset == "dt":  # a family the DT paper does not list
+            self.targets = derive_dt_targets(self.info.return_max)
+            self.targets_note = (f"targets {self.targets[0]:g}, {self.targets[1]:g}: derived from the dataset's best "
+                                 f"return R as (R, R - |R|/2); the DT paper lists none for this family")
+        self.targets = self.targets or self.info.default_targets()
         max_ep_len = config.max_ep_len or self.store.max_episode_steps
         self.sampler = SegmentSampler(self.store, config.context_len, config.batch_size, config.return_scale, max_ep_len,
                                       device=setup.device, seed=config.run.seed, rank=self.ctx.rank,
                                       world_size=self.ctx.world_size, segment_start=config.segment_start)
         self.model = build_model(config, self.info, self.store).to(setup.device)  # the same on every rank
-        self.loss = agent_loss(self.sampler, self.ctx)
+        loss = agent_loss(self.sampler, self.ctx)
+        # the step names the videos; the loop's evaluate(final) does not pass it (its Task protocol is
+        # every task's), and the trainer draws exactly one batch per optimizer step
+        self.step = int(setup.resume_payload["step"]) if setup.resume_payload is not None else 0
+
+        def counted_loss(net):
+            self.step += 1
+            return loss(net)
+
+        self.loss = counted_loss
+        if config.eval_video:
+            check_video_support()
+        self.videos_dir = setup.folder.path / "videos"
         self.total_steps, self.steps_per_epoch, self.samples_per_step = config.steps, None, config.batch_size
         self.last_report: EvalReport | None = None
 
     def evaluate(self, final: bool) -> Evaluation:
         report = run_evaluation(self.model, self.config, self.info, self.targets, ctx=self.ctx)
         self.last_report = report
-        return Evaluation(eval_scalars(report), report.score(0), report.summary(), report.lines()[:-1])
+        scalars, videos = eval_scalars(report), []
+        if self.config.eval_video and self.ctx.is_main:  # after the unrendered evaluation, which it never slows
+            videos, rate = run_videos(self.model, self.config, self.info, self.targets, self.config.eval_video,
+                                      self.videos_dir, self.step)
+            scalars["eval/video_env_steps_per_s"] = rate
+        return Evaluation(scalars, report.score(0), report.summary(), report.lines()[:-1], videos)
 
     def state_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler.state_dict()}
@@ -113,7 +155,8 @@ class AgentTask:
                  if ctx.enabled else f"batch {config.batch_size}")
         return (f"{self.store.summary()}\n{describe_backbone(config.backbone)}, {n_params:,} parameters, "
                 f"K={config.context_len}, {config.steps} steps x {batch} on {ctx.device}"
-                f"{' (rank 0)' if ctx.enabled else ''}; targets {', '.join(f'{t:g}' for t in self.targets)}")
+                f"{' (rank 0)' if ctx.enabled else ''}; targets {', '.join(f'{t:g}' for t in self.targets)}"
+                + (f"\n{self.targets_note}" if self.targets_note else ""))
 
     def results(self, final: Evaluation, best: dict[str, Any]) -> dict[str, Any]:
         report, config, info = self.last_report, self.config, self.info
@@ -128,6 +171,8 @@ class AgentTask:
             "best_score": {f"{t['target']:g}": t.get("normalized_mean", t["return_mean"])
                            for t in best_summary.get("targets", [])},
         }
+        if self.targets_note:
+            results["targets_note"] = self.targets_note
         if self.ctx.enabled:
             results["distributed"] = {"batch_size_per_rank": config.batch_size,
                                       "global_batch_size": config.batch_size * self.ctx.world_size}

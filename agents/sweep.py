@@ -18,6 +18,7 @@ folder with neither (a run that died before its first checkpoint) is started aga
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -29,7 +30,7 @@ from contextlib import redirect_stderr
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 from tqdm import tqdm
 
@@ -43,7 +44,8 @@ from sequence_models.training.loop import flat_fields
 REPO = Path(__file__).resolve().parents[1]
 SET_BY_SWEEP = ("--seed", "--dataset", "--run-name", "--runs-dir", "--resume", "--no-resume", "--backbone.gradient")
 # fields that may differ between a finished run and the plan without making it another experiment
-NOT_THE_EXPERIMENT = {"run_name", "runs_dir", "resume", "progress", "cpu_threads", "device", "dist_timeout_s"}
+NOT_THE_EXPERIMENT = {"run_name", "runs_dir", "resume", "progress", "cpu_threads", "device", "dist_timeout_s",
+                      "wandb", "wandb_project", "wandb_entity", "wandb_group", "wandb_tags", "eval_video"}
 
 
 class SweepError(ValueError):
@@ -174,6 +176,14 @@ class Outcome:
     log: Path
 
 
+def subprocess_env(threads: int) -> dict[str, str]:
+    """The environment of a run's process: its thread count, this checkout importable."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}
+    env.pop("WORLD_SIZE", None)  # a sweep started under torchrun must not make its runs think they are ranks
+    return env
+
+
 def launch(runs: list[PlannedRun], out: Path, jobs: int, threads: int, devices: tuple[str, ...] = (),
            on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Run each (not finished) run as a subprocess, at most `jobs` at once; job slot i uses devices[i % len]."""
@@ -181,9 +191,7 @@ def launch(runs: list[PlannedRun], out: Path, jobs: int, threads: int, devices: 
     (out / "logs").mkdir(exist_ok=True)
     slots = list(range(jobs))
     lock = threading.Lock()
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}
-    env.pop("WORLD_SIZE", None)  # a sweep started under torchrun must not make its runs think they are ranks
+    env = subprocess_env(threads)
 
     def one(run: PlannedRun) -> Outcome:
         with lock:
@@ -242,6 +250,20 @@ class SweepArgs:
     """learning-curve PNGs (needs matplotlib: pip install -e '.[plots]')"""
     dry_run: bool = False
     """print the plan and what would run, start nothing"""
+    launcher: Literal["local", "slurm", "submitit-local"] = "local"
+    """local: subprocesses here (--jobs at once); slurm: one SLURM job per run through submitit
+    (pip install -e '.[slurm]'), requeued on preemption and resumed from last.pt; submitit-local: those
+    jobs as local processes (to try the SLURM path without a cluster)"""
+    slurm_partition: str = ""
+    """SLURM partition (default: the cluster's)"""
+    slurm_gpus_per_run: int = 0
+    """GPUs per job (0: a CPU job)"""
+    slurm_cpus_per_run: int = 2
+    """CPUs per job (also the run's torch threads)"""
+    slurm_time_min: int = 240
+    """time limit per job, minutes; at the limit the run writes last.pt and the job is requeued"""
+    slurm_mem_gb: float = 0.0
+    """memory per job (0: the partition's default)"""
 
 
 def run_sweep(args: SweepArgs, train_args: list[str]) -> int:
@@ -255,6 +277,11 @@ def run_sweep(args: SweepArgs, train_args: list[str]) -> int:
                 raise SweepError(f"--backbone-args {item!r}: write NAME:FLAGS, e.g. 'transformer:--backbone.n-heads 2'")
             per_backbone.setdefault(name.strip(), []).extend(flags.split())
         runs, notes = plan(args.backbones, args.gradients, args.datasets, args.seeds, tuple(train_args), per_backbone)
+        if args.launcher != "local" and importlib.util.find_spec("submitit") is None:
+            raise SweepError(f"--launcher {args.launcher} needs submitit: pip install -e '.[slurm]'")
+        if min(args.slurm_gpus_per_run, args.slurm_cpus_per_run - 1, args.slurm_time_min - 1, args.slurm_mem_gb) < 0:
+            raise SweepError("--slurm-gpus-per-run and --slurm-mem-gb must be >= 0, --slurm-cpus-per-run and "
+                             "--slurm-time-min >= 1")
     except SweepError as e:
         print(f"error: {e}\nnothing was started.", file=sys.stderr)
         return 2
@@ -290,7 +317,14 @@ def run_sweep(args: SweepArgs, train_args: list[str]) -> int:
             progress.update(1)
 
         try:
-            launch(todo, out, min(jobs, len(todo)), threads, args.devices, on_done=done)
+            if args.launcher == "local":
+                launch(todo, out, min(jobs, len(todo)), threads, args.devices, on_done=done)
+            else:
+                from agents.slurm_jobs import SlurmOptions, launch_jobs
+
+                options = SlurmOptions(args.slurm_partition, args.slurm_gpus_per_run, args.slurm_cpus_per_run,
+                                       args.slurm_time_min, args.slurm_mem_gb)
+                launch_jobs(todo, out, args.launcher, options, on_done=done)
         finally:
             progress.close()
 

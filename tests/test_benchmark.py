@@ -116,7 +116,7 @@ def test_layers_suite_every_layer_and_mode(tmp_path):
         assert (tmp_path / name).stat().st_size > 0, name
     rows = _check_layer_ratio_files(tmp_path, "layers", "layers_gradient_modes")
     kinds = {(r["layer"], r["gradient"]) for r in rows}
-    assert len(kinds) == 6 * 3 + 3  # six recurrent layers x three modes, attention, the two GRU baselines
+    assert len(kinds) == 6 * 3 + 5  # six recurrent layers x three modes, attention, mamba, s4d, the two GRU baselines
     assert {r["T"] for r in rows} == {8, 16}
     by_key = {(r["layer"], r["gradient"], r["T"]): r for r in rows}
     for ratio in _read(tmp_path / "layers_ratios.csv"):

@@ -24,7 +24,7 @@ def test_cpu_only_machine_exits_0_saying_there_is_no_gpu():
 def test_main_checks_for_a_gpu_before_anything_else(monkeypatch, capsys):
     script = load_script("gpu_check")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(script, "default_checks", lambda work_dir: pytest.fail("checks ran without a GPU"))
+    monkeypatch.setattr(gpu_check, "default_checks", lambda work_dir: pytest.fail("checks ran without a GPU"))
     assert script.main([]) == 0
     assert "no CUDA GPU" in capsys.readouterr().out
 

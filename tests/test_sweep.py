@@ -130,3 +130,52 @@ def test_tiny_sweep_runs_then_skips_its_finished_runs(tmp_path, capsys):
     second = capsys.readouterr().out
     assert "2 finished (skipped)" in second and "0 to start" in second
     assert {p: p.stat().st_mtime_ns for p in (out / "logs").iterdir()} == logs
+
+
+def test_submitit_sweep_runs_its_jobs_in_the_same_folders_and_skips_them_after(tmp_path, capsys):
+    """--launcher submitit-local: the SLURM path (one submitit job per run) on this machine."""
+    pytest.importorskip("submitit")
+    sweep = _script("sweep")
+    out = tmp_path / "sweep"
+    argv = ["--backbones", "mingru", "--seeds", "0", "--launcher", "submitit-local", "--slurm-cpus-per-run", "1",
+            "--no-plots", "--out", str(out), "--", "--steps", "2", "--context-len", "4", "--batch-size", "8",
+            "--warmup-steps", "1", "--eval-episodes", "1", "--eval-max-steps", "4", "--eval-targets", "9000",
+            "--backbone.d-model", "16", "--backbone.n-layers", "1"]
+    assert sweep.main(argv) == 0
+    first = capsys.readouterr().out
+    assert "submitted 1 job(s) (submitit-local)" in first
+    run = out / "builtin-inverteddoublependulum-mixed-mingru-bptt-s0"
+    assert (run / "results.json").is_file() and (run / "checkpoints" / "last.pt").is_file()
+    assert (out / "report" / "table.md").is_file() and (out / "report" / "index.html").is_file()
+    assert sweep.main(argv) == 0
+    assert "1 finished (skipped)" in capsys.readouterr().out
+
+
+def test_a_preempted_job_interrupts_its_run_and_requeues_itself(tmp_path):
+    """TrainJob.checkpoint (what submitit calls on preemption): Ctrl-C to the run, then the same job again,
+    which resumes from last.pt because run_state sees it."""
+    pytest.importorskip("submitit")
+    import signal
+
+    from agents.slurm_jobs import TrainJob
+    from agents.sweep import plan
+
+    [run], _ = plan(["mingru"], ["bptt"], ["builtin/inverteddoublependulum/mixed-v0"], [0], ("--steps", "2"))
+    job = TrainJob(run, tmp_path, 1, None)
+
+    class Running:
+        signals: list = []
+
+        def poll(self):
+            return None
+
+        def send_signal(self, sig):
+            self.signals.append(sig)
+
+        def wait(self, timeout=None):
+            return 130
+
+    job.process = Running()
+    again = job.checkpoint()
+    assert Running.signals == [signal.SIGINT]
+    assert isinstance(again.function, TrainJob) and again.function.run == run and again.function.process is None

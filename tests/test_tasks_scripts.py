@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from sequence_models.tasks import lm_training
+from sequence_models.tasks.copy_training import parse_args as copy_parse_args
 from sequence_models.training.optim import lr_factor
 from sequence_models.training.config import OptimConfig
 from tests.script_loading import load_script
@@ -41,7 +42,7 @@ COPY_FLAGS = ["--seq-len", "8", "--n-memorize", "2", "--batch-size", "8", "--log
 def test_train_copy_runs_resumes_and_reruns_its_config(tmp_path, capsys):
     script = load_script("train_copy")
     flags = ["--runs-dir", str(tmp_path), "--run-name", "c", *COPY_FLAGS]
-    args = script.parse_args(["--steps", "3", *flags])
+    args = copy_parse_args(["--steps", "3", *flags])
     assert args.backbone.expansion == 6.0  # the preset's backbone fields survive `backbone:mingru`
     results = script.main(["--steps", "3", *flags])
     _check_run(tmp_path / "c", 3, "copy")
@@ -51,7 +52,7 @@ def test_train_copy_runs_resumes_and_reruns_its_config(tmp_path, capsys):
     _check_run(tmp_path / "c", 6, "copy")
     again = script.main(["--config", str(tmp_path / "c" / "config.yaml"), "--run-name", "c"])
     assert again["run"] == "c-2" and again["steps"] == 6
-    paper = script.parse_args(["--preset", "mingru-paper"])
+    paper = copy_parse_args(["--preset", "mingru-paper"])
     assert (paper.seq_len, paper.n_memorize, paper.vocab_size) == (4096, 16, 16)
     assert (paper.backbone.d_model, paper.backbone.n_layers, paper.backbone.expansion) == (64, 3, 6.0)
 

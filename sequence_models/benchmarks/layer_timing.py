@@ -22,7 +22,9 @@ from sequence_models.benchmarks.profiling import Measurement, measure_in_turns
 from sequence_models.classic_rnn import GRU, LSTM, RNN
 from sequence_models.feedback import GRADIENT_MODES
 from sequence_models.lru import LRU
+from sequence_models.mamba import Mamba
 from sequence_models.min_rnn import MinGRU, MinLSTM
+from sequence_models.s4d import S4D
 
 
 class FusedGRU(nn.Module):
@@ -64,6 +66,8 @@ LAYERS: dict[str, LayerSpec] = {
     "minlstm": LayerSpec("minLSTM", lambda d, g: MinLSTM(d, gradient=g), GRADIENT_MODES),
     "lru": LayerSpec("LRU", lambda d, g: LRU(d, gradient=g), GRADIENT_MODES),
     "attention": LayerSpec("attention", lambda d, g: CausalSelfAttention(d, n_heads=4)),
+    "mamba": LayerSpec("Mamba", lambda d, g: Mamba(d)),
+    "s4d": LayerSpec("S4D", lambda d, g: S4D(d)),
     "gru": LayerSpec("GRU", lambda d, g: GRU(d, gradient=g), GRADIENT_MODES),
     "lstm": LayerSpec("LSTM", lambda d, g: LSTM(d, gradient=g), GRADIENT_MODES),
     "rnn": LayerSpec("RNN", lambda d, g: RNN(d, gradient=g), GRADIENT_MODES),

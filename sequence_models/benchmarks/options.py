@@ -17,7 +17,8 @@ class BenchmarkArgs:
     """sequence lengths T (default: layers 64 256 512 1024 2048 4096 on a GPU, 64 256 512 1024 on CPU;
     gradient-modes 128 512 2048)"""
     layers: tuple[str, ...] = ()
-    """layers to time (default: all; gradient-modes: gru lstm): mingru minlstm lru attention gru lstm rnn fused-gru looped-gru"""
+    """layers to time (default: all; gradient-modes: gru lstm): mingru minlstm lru attention mamba s4d gru lstm rnn
+    fused-gru looped-gru"""
     gradients: tuple[Literal["bptt", "dsf", "truncated"], ...] = GRADIENT_MODES
     """gradient modes of the recurrent layers"""
     batch: int = 64

@@ -73,6 +73,15 @@ class RunConfig:
     """show a progress bar"""
     dist_timeout_s: float = 600.0
     """under torchrun: seconds a rank waits in a collective for the others before it gives up (a hung rank)"""
+    wandb: bool = False
+    """also log to Weights & Biases (pip install -e '.[wandb]'; WANDB_MODE=offline needs no network); --resume continues the same wandb run"""
+    wandb_project: str = "decision-backbones"
+    wandb_entity: str = ""
+    """wandb team or user (default: your default entity)"""
+    wandb_group: str = ""
+    """wandb group, e.g. a sweep's name (default: none)"""
+    wandb_tags: tuple[str, ...] = ()
+    """wandb tags (default: none)"""
 
     def __post_init__(self) -> None:
         problems = []
@@ -333,4 +342,11 @@ def parse_config(config_class: type[C], presets: dict[str, Callable[[], C]], def
         if name not in presets:
             raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(presets)}")
         default = dataclasses.replace(presets[name](), preset=name)
-    return cli(config_class, rest, description, default)
+    config = cli(config_class, rest, description, default)
+    run = getattr(config, "run", None)
+    if getattr(run, "wandb", False):  # stop before any data is loaded, not at the first log
+        from .wandb_logging import INSTALL_HINT, wandb_missing
+
+        if wandb_missing():
+            raise ConfigError(INSTALL_HINT)
+    return config

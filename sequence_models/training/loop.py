@@ -41,11 +41,12 @@ from .config import ConfigError, RunConfig, config_document, to_plain
 from .device import pick_device
 from .distributed import Context, RankStopped
 from .rng import seed_everything
-from .run_folder import MetricsLog, NoMetrics, RunFolder, claim_fresh
+from .run_folder import MetricsLog, NoMetrics, RunFolder, Video, claim_fresh
 from .trainer import LossFunction, Trainer, finite_parameters
 
 RESUMABLE_RUN_FIELDS = ("run_name", "runs_dir", "device", "cpu_threads", "compile", "scan_backend", "resume",
-                        "log_every", "checkpoint_every", "eval_every", "progress", "dist_timeout_s")
+                        "log_every", "checkpoint_every", "eval_every", "progress", "dist_timeout_s",
+                        "wandb", "wandb_project", "wandb_entity", "wandb_group", "wandb_tags")
 """RunConfig fields a resumed run may change: where and how fast it runs, not what it computes."""
 
 
@@ -67,6 +68,8 @@ class Evaluation:
     """plain data kept as the best (and final) evaluation"""
     lines: list[str] = field(default_factory=list)
     """printed after an intermediate evaluation"""
+    videos: list[Video] = field(default_factory=list)
+    """rendered episodes the task wrote (agent --eval-video): to tensorboard / wandb"""
 
 
 class Task(Protocol):
@@ -280,6 +283,7 @@ class _Loop:
                                                         "error": f"{type(e).__name__}: {e}"})
             raise
         metrics.log(step, evaluation.scalars)
+        metrics.log_videos(step, evaluation.videos)
         if evaluation.score > self.best["score"]:
             self.best = {"score": evaluation.score, "step": step, "summary": evaluation.summary}
             self.save(self.folder.best)
@@ -288,7 +292,8 @@ class _Loop:
     def train(self) -> tuple[Evaluation, float]:
         """Train to the task's last step; (the final evaluation, seconds spent training)."""
         run, task, trainer, ctx = self.run, self.task, self.trainer, self.ctx
-        metrics = MetricsLog(self.folder.path, self.resume_step) if ctx.is_main else NoMetrics()
+        metrics = (MetricsLog(self.folder.path, self.resume_step, run=run, config=self.plain) if ctx.is_main
+                   else NoMetrics())
         progress = tqdm(total=task.total_steps, initial=trainer.step, desc=self.folder.name, mininterval=2,
                         disable=self.setup.quiet or not run.progress or not ctx.is_main, dynamic_ncols=True)
         eval_every = run.eval_every or task.steps_per_epoch or 0

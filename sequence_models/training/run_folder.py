@@ -5,6 +5,8 @@
     runs/<name>/metrics.jsonl    one JSON object per log or evaluation step; each step once, also after a resume
     runs/<name>/checkpoints/     last.pt (atomic, every checkpoint_every steps and at the end), best.pt (best evaluation)
     runs/<name>/results.json     the task's final numbers, wall time (and the error, when evaluation failed)
+    runs/<name>/videos/          rendered evaluation episodes (agent --eval-video N), MP4 or GIF
+    runs/<name>/wandb_id.txt     with --wandb: the wandb run id, so --resume continues the same wandb run
     runs/<name>/.lock            held while a process writes the folder
 
 A new run never reuses a folder: `claim_fresh` makes NAME, else NAME-2, NAME-3, ... with an atomic
@@ -19,9 +21,11 @@ import errno
 import fcntl
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 
@@ -124,17 +128,36 @@ class RunFolder:
             raise RunFolderError(f"cannot write {_describe_os_error(self.path / 'config.yaml', e)}") from None
 
 
+@dataclass
+class Video:
+    """A rendered episode written by a task: logged to tensorboard as a frame strip (add_video needs
+    moviepy; a strip needs nothing) plus its path as text, and to wandb as the video file itself."""
+
+    tag: str
+    path: Path
+    strip: np.ndarray  # (H, W', 3) uint8: a few frames side by side
+    frames: int
+    fps: float
+    info: dict[str, Any] = field(default_factory=dict)  # return, normalized score, length: plain data
+
+
 class MetricsLog:
-    """Scalars to tensorboard (events.* in the run folder) and to metrics.jsonl.
+    """Scalars to tensorboard (events.* in the run folder) and to metrics.jsonl, and with --wandb to
+    Weights & Biases too (sequence_models/training/wandb_logging.py); videos as frame strips.
 
     `resume_step`: the step a resumed run continues from; lines of later steps (written after that
     checkpoint by the run that stopped) are dropped, and tensorboard purges them, so each step is
-    logged once."""
+    logged once. `run` (the RunConfig) and `config` (to_plain's) name and describe the wandb run."""
 
-    def __init__(self, run_dir: str | Path, resume_step: int = 0):
+    def __init__(self, run_dir: str | Path, resume_step: int = 0, run: Any = None, config: dict[str, Any] | None = None):
         from torch.utils.tensorboard import SummaryWriter  # a slow import; only when logging
 
         self.run_dir = Path(run_dir)
+        self.wandb = None
+        if run is not None and getattr(run, "wandb", False):
+            from .wandb_logging import WandbSink  # imported only with --wandb
+
+            self.wandb = WandbSink(run, self.run_dir, config)
         path = self.run_dir / "metrics.jsonl"
         if resume_step and path.is_file():
             kept = [line for line in path.read_text().splitlines() if _step_of(line) <= resume_step]
@@ -147,16 +170,31 @@ class MetricsLog:
             self.writer.add_scalar(key, value, step)
         self.file.write(json.dumps({"step": step, **values}) + "\n")
         self.file.flush()
+        if self.wandb is not None:
+            self.wandb.log(step, values)
+
+    def log_videos(self, step: int, videos: list[Video]) -> None:
+        """Tensorboard: each video's frame strip as an image and its file as text; wandb: the file."""
+        for video in videos:
+            self.writer.add_image(video.tag, video.strip, step, dataformats="HWC")
+            self.writer.add_text(video.tag + "/file", str(video.path), step)
+        if videos and self.wandb is not None:
+            self.wandb.log_videos(step, videos)
 
     def close(self) -> None:
         self.writer.close()
         self.file.close()
+        if self.wandb is not None:
+            self.wandb.close()
 
 
 class NoMetrics:
     """What ranks other than 0 log to: nothing."""
 
     def log(self, step: int, values: dict[str, float]) -> None:
+        pass
+
+    def log_videos(self, step: int, videos: list[Video]) -> None:
         pass
 
     def close(self) -> None:
