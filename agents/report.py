@@ -14,7 +14,15 @@ episodes at the run's FIRST target (the high one, the target best.pt follows); r
 reference score report the mean raw return instead, and their cells are marked "*". A cell is
 mean ± std over the seeds of that dataset and method; std is the population std (ddof=0, numpy's
 default, as CORL computes it) unless ddof=1 is asked for. The "average" row is the mean over
-datasets of the cells' means (no ±: seeds are not paired across datasets).
+datasets of the cells' normalized means (no ±: seeds are not paired across datasets); raw returns
+never enter it.
+
+Seeds of one protocol. Runs are seeds of one cell only when everything that decides the result is
+the same: the config.yaml of each run, less its seed and the settings of how it ran (device,
+threads, logging, names; RUN_ONLY), and whether it has a reference score. Runs of one method under
+different protocols (another eval mode, target, step count, model size, ...) get their own columns,
+labelled with what differs, e.g. "mingru [eval_mode=window]". The seed comes from the config; a run
+whose protocol and seed another run already has (a `NAME-2` re-run) is left out, with a warning.
 
 Curves. For each dataset, the evaluation score against the optimizer step and the training loss,
 one line per method: the mean over seeds, shaded ± std, on the steps every seed has.
@@ -34,6 +42,23 @@ import numpy as np
 
 from agents.results_page import write_results_page
 from sequence_models.benchmarks import tables
+from sequence_models.training.loop import flat_fields
+
+
+RUN_ONLY = frozenset({
+    "seed", "run_name", "runs_dir", "resume", "progress", "device", "cpu_threads", "compile", "scan_backend",
+    "log_every", "checkpoint_every", "dist_timeout_s", "preset", "download", "allow_foreign_env",
+    "eval_vectorization", "eval_video", "wandb", "wandb_project", "wandb_entity", "wandb_group", "wandb_tags",
+    "dataset"})
+"""config fields that say how a run ran, not what it computed (the dataset is a key of its own)."""
+
+
+def protocol_of(config: dict, normalized: bool) -> tuple[tuple[str, str], ...]:
+    """What decides a run's result, as sorted (field, value) pairs; runs with equal protocols are seeds."""
+    flat = flat_fields(config)
+    pairs = {k: json.dumps(v, sort_keys=True) for k, v in flat.items() if k not in RUN_ONLY}
+    pairs["normalized"] = json.dumps(normalized)
+    return tuple(sorted(pairs.items()))
 
 
 @dataclass
@@ -50,6 +75,8 @@ class RunRecord:
     target: str
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, eval score at the first target)
     loss: list[tuple[int, float]] = field(default_factory=list)  # (step, train/loss)
+    protocol: tuple[tuple[str, str], ...] = ()
+    label: str = ""  # the column: the method, plus what differs from its other protocols (label_protocols)
 
     @property
     def method(self) -> str:
@@ -125,11 +152,29 @@ def read_run(run_dir: str | Path) -> RunRecord:
         gradient=results.get("gradient", "bptt"), seed=int((config.get("run") or config).get("seed", -1)), last=last,
         best=float(best) if best is not None and math.isfinite(best) else last, normalized=normalized,
         steps=int(results.get("steps", 0)), target=target, curve=curve, loss=loss,
+        protocol=protocol_of(config, normalized),
     )
 
 
+def label_protocols(records: list[RunRecord]) -> None:
+    """Each record's column label: its method, plus the fields that differ among that method's protocols."""
+    by_method: dict[str, set] = defaultdict(set)
+    for r in records:
+        by_method[r.method].add(tuple(p for p in r.protocol if p[0] != "normalized"))
+    for r in records:
+        protocols = by_method[r.method]
+        if len(protocols) == 1:  # one protocol (per dataset, with or without a reference): the method's name
+            r.label = r.method
+            continue
+        fields = [dict(p) for p in protocols]
+        mine = dict(r.protocol)
+        # "normalized" follows the dataset (a reference score or none), so it is not a column's difference
+        differ = sorted(k for k in set().union(*fields) - {"normalized"} if len({f.get(k) for f in fields}) > 1)
+        r.label = f"{r.method} [{', '.join(f'{k}={json.loads(mine[k]) if k in mine else None}' for k in differ)}]"
+
+
 def read_runs(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[str]]:
-    """(records, warnings): runs that are not agent runs, and repeated (dataset, method, seed), are left out."""
+    """(records, warnings): runs that are not agent runs, and repeats of a (dataset, protocol, seed), are left out."""
     records, warnings, seen = [], [], {}
     for run_dir in find_run_dirs(paths):
         try:
@@ -137,12 +182,13 @@ def read_runs(paths: Iterable[str | Path]) -> tuple[list[RunRecord], list[str]]:
         except (ValueError, KeyError) as e:
             warnings.append(f"skipped {run_dir}: {e}")
             continue
-        key = (record.dataset, record.method, record.seed)
+        key = (record.dataset, record.method, record.protocol, record.seed)
         if key in seen:
-            warnings.append(f"skipped {run_dir}: same dataset, method and seed as {seen[key]}")
+            warnings.append(f"skipped {run_dir}: the same dataset, settings and seed as {seen[key]}")
             continue
         seen[key] = run_dir
         records.append(record)
+    label_protocols(records)
     return records, warnings
 
 
@@ -173,8 +219,8 @@ class Cell:
 def aggregate(records: list[RunRecord], ddof: int = 0) -> dict[tuple[str, str], Cell]:
     """{(dataset label, method): Cell} over seeds."""
     cells: dict[tuple[str, str], Cell] = {}
-    for r in sorted(records, key=lambda r: (r.dataset_label, r.method, r.seed)):
-        key = (r.dataset_label, r.method)
+    for r in sorted(records, key=lambda r: (r.dataset_label, r.label or r.method, r.seed)):
+        key = (r.dataset_label, r.label or r.method)
         cell = cells.setdefault(key, Cell(key[0], key[1], [], [], [], r.normalized, [], ddof))
         cell.seeds.append(r.seed)
         cell.last.append(r.last)
@@ -209,7 +255,11 @@ def markdown_table(cells: dict[tuple[str, str], Cell], decimals: int = 1) -> str
         return text
 
     def avg(m: str, which: str) -> str:
-        means = [getattr(cells[(d, m)], f"{which}_mean_std")[0] for d in datasets if (d, m) in cells]
+        """The mean over datasets of normalized cells only: a raw return is on another scale."""
+        means = [getattr(cells[(d, m)], f"{which}_mean_std")[0] for d in datasets
+                 if (d, m) in cells and cells[(d, m)].normalized]
+        if not means:
+            return "-"
         return f"{np.mean(means):.{decimals}f}" + ("" if len(means) == len(datasets) else f" ({len(means)} of {len(datasets)})")
 
     columns = ["dataset"] + [f"{m} {which}" for m in methods for which in ("last", "best")]
@@ -223,7 +273,7 @@ def markdown_table(cells: dict[tuple[str, str], Cell], decimals: int = 1) -> str
     if any(not c.normalized for c in cells.values()):
         notes.append("*: raw return (the dataset has no reference score)")
     if len(datasets) > 1:
-        notes.append("average: mean over datasets of the means")
+        notes.append("average: mean over datasets of the normalized means (raw returns left out)")
     return tables.markdown_table(rows, columns) + "\n\n" + "; ".join(notes) + ".\n"
 
 
@@ -266,7 +316,7 @@ def write_plots(records: list[RunRecord], out_dir: str | Path, ddof: int = 0) ->
     out_dir = Path(out_dir)
     by_dataset: dict[str, dict[str, list[RunRecord]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
-        by_dataset[r.dataset_label][r.method].append(r)
+        by_dataset[r.dataset_label][r.label or r.method].append(r)
     written = []
     for dataset, methods in sorted(by_dataset.items()):
         fig, (ax_score, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))

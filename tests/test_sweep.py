@@ -179,3 +179,25 @@ def test_a_preempted_job_interrupts_its_run_and_requeues_itself(tmp_path):
     again = job.checkpoint()
     assert Running.signals == [signal.SIGINT]
     assert isinstance(again.function, TrainJob) and again.function.run == run and again.function.process is None
+
+
+def test_runs_of_other_protocols_are_not_seeds_and_raw_returns_stay_out_of_the_average(tmp_path):
+    root = tmp_path / "runs"
+    hopper, custom = "mujoco/hopper/medium-v0", "local/custom/random-v0"
+    for seed, last in enumerate([10.0, 30.0]):
+        fake_run(root, hopper, "mingru", "bptt", seed, last, last, [(10, last)])
+    window = fake_run(root / "window", hopper, "mingru", "bptt", 0, 90.0, 90.0, [(10, 90.0)])
+    config = yaml.safe_load((window / "config.yaml").read_text())
+    config["config"]["eval_mode"] = "window"
+    (window / "config.yaml").write_text(yaml.safe_dump(config))
+    again = fake_run(root / "z-rerun", hopper, "mingru", "bptt", 1, 99.0, 99.0, [(10, 99.0)])  # a NAME-2 re-run of seed 1
+    fake_run(root, custom, "mingru", "bptt", 0, -500.0, -500.0, [(10, -500.0)], reference=False)
+
+    report = make_report([root], None)
+    rows = {(r["dataset"], r["method"]): r for r in csv.DictReader(io.StringIO(report.csv))}
+    assert float(rows[("hopper-medium", "mingru [eval_mode=None]")]["last_mean"]) == pytest.approx(20.0)
+    assert float(rows[("hopper-medium", "mingru [eval_mode=window]")]["last_mean"]) == pytest.approx(90.0)
+    assert any(str(again) in w and "same dataset, settings and seed" in w for w in report.warnings)
+    assert rows[("custom-random", "mingru [eval_mode=None]")]["unit"] == "return"
+    # the average of the default protocol's column is hopper's normalized 20.0, never mixed with -500
+    assert "| average | 20.0 (1 of 2) | 20.0 (1 of 2) | 90.0 (1 of 2) | 90.0 (1 of 2) |" in report.markdown
