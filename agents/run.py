@@ -103,29 +103,20 @@ class AgentTask:
                                       device=setup.device, seed=config.run.seed, rank=self.ctx.rank,
                                       world_size=self.ctx.world_size, segment_start=config.segment_start)
         self.model = build_model(config, self.info, self.store).to(setup.device)  # the same on every rank
-        loss = agent_loss(self.sampler, self.ctx)
-        # the step names the videos; the loop's evaluate(final) does not pass it (its Task protocol is
-        # every task's), and the trainer draws exactly one batch per optimizer step
-        self.step = int(setup.resume_payload["step"]) if setup.resume_payload is not None else 0
-
-        def counted_loss(net):
-            self.step += 1
-            return loss(net)
-
-        self.loss = counted_loss
+        self.loss = agent_loss(self.sampler, self.ctx)
         if config.eval_video:
             check_video_support()
         self.videos_dir = setup.folder.path / "videos"
         self.total_steps, self.steps_per_epoch, self.samples_per_step = config.steps, None, config.batch_size
         self.last_report: EvalReport | None = None
 
-    def evaluate(self, final: bool) -> Evaluation:
+    def evaluate(self, step: int, final: bool) -> Evaluation:
         report = run_evaluation(self.model, self.config, self.info, self.targets, ctx=self.ctx)
         self.last_report = report
         scalars, videos = eval_scalars(report), []
         if self.config.eval_video and self.ctx.is_main:  # after the unrendered evaluation, which it never slows
             videos, rate = run_videos(self.model, self.config, self.info, self.targets, self.config.eval_video,
-                                      self.videos_dir, self.step)
+                                      self.videos_dir, step)
             scalars["eval/video_env_steps_per_s"] = rate
         return Evaluation(scalars, report.score(0), report.summary(), report.lines()[:-1], videos)
 

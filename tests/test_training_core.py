@@ -256,7 +256,7 @@ def test_checkpoints_of_another_format_version_are_refused(tmp_path):
 
 
 def test_a_failing_final_evaluation_keeps_the_model_and_records_the_error(tmp_path, monkeypatch):
-    def broken(self, final):
+    def broken(self, step, final):
         raise RuntimeError("the env crashed")
 
     monkeypatch.setattr(copy_training.CopyTask, "evaluate", broken)

@@ -131,7 +131,7 @@ class CopyTask:
         self.model.train(was_training)
         return total_loss / inputs.shape[0], total_accuracy / inputs.shape[0]
 
-    def evaluate(self, final: bool) -> Evaluation:
+    def evaluate(self, step: int, final: bool) -> Evaluation:
         loss, accuracy = self._score(*self.valid)
         return Evaluation({"valid/loss": loss, "valid/accuracy": accuracy}, accuracy,
                           {"valid_loss": loss, "valid_accuracy": accuracy},

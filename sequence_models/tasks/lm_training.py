@@ -233,7 +233,7 @@ class LMTask:
             values[f"{prefix}bpc"] = loss / math.log(2)
         return values
 
-    def evaluate(self, final: bool) -> Evaluation:
+    def evaluate(self, step: int, final: bool) -> Evaluation:
         window_batches = self.config.eval_batches if self.config.batching == "window" and not final else 0
         loss = self._split_loss("valid", window_batches)
         scalars = self._scalars("valid/", loss)

@@ -82,7 +82,7 @@ class Task(Protocol):
     samples_per_step: int
     resumable_fields: ClassVar[tuple[str, ...]]
 
-    def evaluate(self, final: bool) -> Evaluation: ...
+    def evaluate(self, step: int, final: bool) -> Evaluation: ...
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
     def checkpoint_extras(self) -> dict[str, Any]: ...
@@ -275,7 +275,7 @@ class _Loop:
         results.json with the error (last.pt is written before it)."""
         step = self.trainer.step
         try:
-            evaluation = self.task.evaluate(final)
+            evaluation = self.task.evaluate(step, final)
         except Exception as e:
             if final and self.ctx.is_main:
                 self.folder.write_json("results.json", {"run": self.folder.name, "step": step,
