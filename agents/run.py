@@ -170,13 +170,9 @@ class AgentTask:
         return results
 
     def final_lines(self, final: Evaluation, results: dict[str, Any]) -> list[str]:
-        report = self.last_report
-        unit = "normalized" if report.reference else "return"
-        lines = [""] + report.lines()
+        lines = [""] + self.last_report.lines()
         if self.info.normalized_mean is not None:
             lines.append(f"dataset mean normalized return: {self.info.normalized_mean:.1f}")
-        lines.append(f"results:      {Path(results['run_dir']) / 'results.json'}  (final {unit} at {self.targets[0]:g}: "
-                     f"{report.score(0):.1f}; wall time {results['wall_time_s']:.0f} s)")
         return lines
 
 

@@ -213,6 +213,7 @@ def _run(setup: Setup, task_name: str, build_task: Callable[[Setup], Task], scri
     for line in task.final_lines(final, results):
         setup.say(line)
     setup.say(f"\nrun folder:   {folder.path}  (config.yaml, metrics.jsonl, checkpoints/, results.json)")
+    setup.say(f"results:      {folder.path / 'results.json'}  (wall time {results['wall_time_s']:.0f} s)")
     setup.say(f"tensorboard:  tensorboard --logdir {run.runs_dir}")
     return results
 
