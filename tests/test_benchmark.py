@@ -141,7 +141,7 @@ def test_layers_filter_and_targets_at_512(tmp_path):
     assert [t["status"] in ("met", "not met") for t in targets] == [True, True, False, False]
     assert not list(tmp_path.glob("*.png"))
     with pytest.raises(ValueError, match="unknown layer"):
-        bench.main(bench.Args(suite="layers", layers=("mamba",), out_dir=tmp_path))
+        bench.main(bench.Args(suite="layers", layers=("mambaa",), out_dir=tmp_path))
 
 
 def test_gradient_modes_suite(tmp_path):
