@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 import tyro
 
-from agents.benchmarks.claims import agents
+from agents.benchmarks.claims import BACKBONES, agents
 from sequence_models.benchmarks import claims
 from sequence_models.benchmarks.claim_runs import all_hold, write_claims
 from sequence_models.benchmarks.machine import describe_machine
@@ -45,6 +45,8 @@ class Args:
     """seed of the sequence claims' runs"""
     agent_seeds: tuple[int, ...] = (0, 1, 2)
     """seeds of every agent setting"""
+    agent_backbones: tuple[str, ...] = BACKBONES
+    """backbones of the agent claim (the recurrent ones also run whole-episode context)"""
     dsf_linear: bool = True
     """dsf claim: also DSF against BPTT on minGRU, minLSTM and LRU"""
     smoke: bool = False
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> bool:
         elif name == "shakespeare":
             results.append(claims.shakespeare(runs, args.data_dir, smoke=args.smoke, seed=args.seed))
         else:
-            results.append(agents(runs, smoke=args.smoke, seeds=args.agent_seeds))
+            results.append(agents(runs, smoke=args.smoke, seeds=args.agent_seeds, backbones=args.agent_backbones))
     header = (f"# Claims at CPU scale{' (SMOKE: tiny budgets, no verdict means anything)' if args.smoke else ''}\n\n"
               f"{describe_machine(torch.device('cpu'))}; {time.perf_counter() - start:.0f} s wall time for "
               f"--claim {args.claim}.")

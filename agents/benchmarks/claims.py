@@ -30,6 +30,7 @@ FLAT_TOLERANCE = 15.0
 
 
 def _smoke(config: AgentConfig) -> AgentConfig:
+    config = dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, d_model=16, n_layers=1))
     return override(config, steps=4, eval_every=2, log_every=2, batch_size=4, eval_episodes=1, eval_max_steps=5)
 
 
