@@ -100,14 +100,14 @@ def _plot(results: list[ClaimResult]):
     def plot(_tables, plt) -> dict:
         figures = {}
         for result in results:
-            fig, ax = plt.subplots(figsize=(7, 4.5))
+            fig, ax = plt.subplots(figsize=(8, 5))
             for curve in result.curves:
                 ax.plot(curve.steps, curve.values, marker=".", label=curve.label)
             if result.curves:
                 ax.axvline(0.75 * max(c.steps[-1] for c in result.curves if c.steps), color="grey", ls=":", lw=1)
                 ax.set_ylabel(result.curves[0].metric)
             ax.set_xlabel("step (dotted: start of the last quarter)")
-            ax.set_title(result.title)
+            ax.set_title(result.title, fontsize=8)
             ax.legend(fontsize=7)
             figures[result.name] = fig
         return figures
