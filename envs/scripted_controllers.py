@@ -2,7 +2,9 @@
 
 Each controller is `policy(observation) -> action`, built from the env it will drive, and reads the
 state back from the observation only, so that a dataset recorded with it satisfies
-action == policy(stored state) exactly (the alignment tests rely on it).
+action == policy(stored state) exactly (the alignment tests rely on it). The exception is
+CentralPatternGait, an open-loop gait: it reads the simulator's clock, so its action is a function of
+the timestep, which is what hides the gait's phase from a single observation.
 """
 
 from __future__ import annotations
