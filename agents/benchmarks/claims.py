@@ -24,7 +24,6 @@ from sequence_models.training.config import override
 
 BACKBONES = ("transformer", "mingru", "minlstm", "lru", "gru", "lstm", "rnn")
 RECURRENT = BACKBONES[1:]
-SHORT_CONTEXT = 20
 FLAT_TOLERANCE = 15.0
 """normalized points: an evaluation of 10 episodes moves by about this much from noise alone"""
 
@@ -73,7 +72,7 @@ def agents(runs_dir: Path, smoke: bool = False, seeds: tuple[int, ...] = (0, 1, 
             result.run_row(label, read_curve(r["run_dir"], f"eval/normalized@{target}", label),
                            parameters=r["parameters"], context=config.context_len, batch=config.batch_size,
                            steps=r["steps"], target=target, normalized=score)
-    short = {b: s for (b, k), s in scores.items() if k == SHORT_CONTEXT or (smoke and k == base.context_len)}
+    short = {b: s for (b, k), s in scores.items() if k == base.context_len}
     if short:
         means = {b: statistics.mean(s) for b, s in short.items()}
         best, worst = max(means, key=means.get), min(means, key=means.get)
