@@ -44,8 +44,10 @@ def _config(base: AgentConfig, backbone: str, seed: int, whole_episode: int = 0)
 
 
 def _mean_std(scores: list[float]) -> str:
-    std = statistics.stdev(scores) if len(scores) > 1 else 0.0
-    return f"{statistics.mean(scores):.1f} ± {std:.1f}"
+    """mean ± std over seeds; one seed has no spread to show (and no verdict rests on it)."""
+    if len(scores) == 1:
+        return f"{scores[0]:.1f} (1 seed)"
+    return f"{statistics.mean(scores):.1f} ± {statistics.stdev(scores):.1f}"
 
 
 def agents(runs_dir: Path, smoke: bool = False, seeds: tuple[int, ...] = (0, 1, 2),
@@ -81,7 +83,7 @@ def agents(runs_dir: Path, smoke: bool = False, seeds: tuple[int, ...] = (0, 1, 
                      [r["run"] for r in result.runs if r["context"] == base.context_len])
         result.claim("backbones differ (best - worst mean > the larger std)", "-",
                      f"{best} {means[best]:.1f} vs {worst} {means[worst]:.1f}",
-                     means[best] - means[worst] > max(_std(short[best]), _std(short[worst])),
+                     means[best] - means[worst] > max(_std(short[best]), _std(short[worst])) if len(seeds) > 1 else None,
                      [r["run"] for r in result.runs if r["context"] == base.context_len])
     for backbone in backbones:
         long = scores.get((backbone, episode_len))
