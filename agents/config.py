@@ -23,7 +23,7 @@ from sequence_models.backbone import BackboneChoice, BackboneConfig, MinGRUConfi
 from sequence_models.training.config import Optim, OptimConfig, Run, RunConfig, check, parse_config
 
 PRESET_NAMES = ("quick", "dt", *(f"{env}-{quality}" for env in ("hopper", "halfcheetah", "walker2d")
-                           for quality in ("simple", "medium", "expert")))
+                                 for quality in ("simple", "medium", "expert")), "claims-cheetah")
 PresetName = Literal[PRESET_NAMES]  # type: ignore[valid-type]
 EvalMode = Literal["window", "recurrent"]
 Vectorization = Literal["auto", "sync", "async"]
@@ -143,6 +143,13 @@ PRESETS: dict[str, Callable[[], AgentConfig]] = {  # keys: PRESET_NAMES
         for env in DT_TARGETS
         for quality in ("simple", "medium", "expert")
     },
+    # The agent claim at CPU scale (scripts/claims.py --claim agents): the built-in HalfCheetah gaits dataset,
+    # on which backbones and context lengths differ; 2 x 64, K=20, 1000 steps x 64, evaluated every 250
+    # steps on 10 episodes per target (the dataset's best and mean returns), one CPU thread per run.
+    "claims-cheetah": lambda: AgentConfig(
+        preset="claims-cheetah", dataset="builtin/halfcheetah/gaits-v0", steps=1000, batch_size=64,
+        run=RunConfig(eval_every=250, checkpoint_every=500, log_every=50, cpu_threads=1),
+    ),
 }
 
 

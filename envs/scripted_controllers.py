@@ -2,7 +2,9 @@
 
 Each controller is `policy(observation) -> action`, built from the env it will drive, and reads the
 state back from the observation only, so that a dataset recorded with it satisfies
-action == policy(stored state) exactly (the alignment tests rely on it).
+action == policy(stored state) exactly (the alignment tests rely on it). The exception is
+CentralPatternGait, an open-loop gait: it reads the simulator's clock, so its action is a function of
+the timestep, which is what hides the gait's phase from a single observation.
 """
 
 from __future__ import annotations
@@ -90,3 +92,27 @@ class ReacherOperationalSpace:
                         [self.link1 * c1 + self.link2 * c12, self.link2 * c12]])
         torque = jac.T @ (-self.kp * tip_minus_target) - self.kq * qd
         return np.clip(torque, self.low, self.high).astype(np.float32)
+
+
+class CentralPatternGait:
+    """An open-loop central-pattern-generator gait: joint j's torque is a_j sin(2π f t + φ_j), clipped.
+
+    t is the simulator's clock (env.unwrapped.data.time, zero after every reset), not the
+    observation: the gait's phase is hidden from a policy that sees one observation, which is what
+    makes context matter on datasets recorded with it (an agent must infer the phase from the recent
+    states, or from the timestep). Unlike the controllers above, then, action == policy(state) does
+    not hold for a stored state; it holds for the (state, timestep) pair.
+    """
+
+    def __init__(self, env: gym.Env, frequency: float, amplitudes, phases):
+        self.base = env.unwrapped
+        self.frequency = float(frequency)
+        self.amplitudes, self.phases = np.asarray(amplitudes, np.float64), np.asarray(phases, np.float64)
+        if self.amplitudes.shape != env.action_space.shape or self.phases.shape != env.action_space.shape:
+            raise ValueError(f"a gait needs one amplitude and one phase per actuator {env.action_space.shape}, got "
+                             f"{self.amplitudes.shape} and {self.phases.shape}")
+        self.low, self.high = env.action_space.low, env.action_space.high
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        angle = 2 * np.pi * self.frequency * self.base.data.time + self.phases
+        return np.clip(self.amplitudes * np.sin(angle), self.low, self.high).astype(np.float32)

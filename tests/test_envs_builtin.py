@@ -8,7 +8,7 @@ import minari
 import numpy as np
 import pytest
 
-from envs.builtin_datasets import BUILTIN_DATASETS, DEFAULT_DATASET_ID, ensure_builtin_dataset
+from envs.builtin_datasets import BUILTIN_DATASETS, DEFAULT_DATASET_ID, GALLOP, ensure_builtin_dataset
 from envs.dataset_writing import rollout_episodes, write_minari_dataset
 from envs.eval_env import eval_env_spec, make_eval_vector_env
 from envs.scripted_controllers import DoublePendulumLQR
@@ -109,3 +109,43 @@ def test_overwrite_replaces_and_refusal_keeps_the_original(minari_root):
                          "r", "t", overwrite=True)
     assert minari.load_dataset("local/reacher/x-v0").total_episodes == 2
     assert [p.name for p in (minari_root).iterdir() if p.name.startswith(".")] == []
+
+
+CHEETAH = "builtin/halfcheetah/gaits-v0"
+
+
+def test_halfcheetah_gaits_is_a_real_minari_dataset_whose_returns_spread():
+    """The built-in where backbones differ: full 250-step episodes, mean normalized 20-40, experts present."""
+    start = time.perf_counter()
+    ensure_builtin_dataset(CHEETAH)
+    elapsed = time.perf_counter() - start
+    dataset = minari.load_dataset(CHEETAH)
+    spec = BUILTIN_DATASETS[CHEETAH]
+    assert (dataset.total_episodes, dataset.total_steps) == (spec.num_episodes, spec.num_episodes * 250)
+    assert dataset.env_spec.id == "HalfCheetah-v5" and dataset.env_spec.max_episode_steps == 250
+    assert eval_env_spec(CHEETAH).max_episode_steps == 250  # evaluation runs the same time limit
+    ref_min, ref_max = dataset.storage.metadata["ref_min_score"], dataset.storage.metadata["ref_max_score"]
+    assert ref_min < 0 < ref_max  # random: control cost, no progress; the gallop runs forward
+    store = TrajectoryStore.from_dataset_id(CHEETAH)
+    scores, name = store.normalize(store.episode_returns)
+    assert name == f"minari metadata of {CHEETAH}"
+    assert 20 < scores.mean() < 40, f"mean normalized {scores.mean():.1f}"
+    assert (scores > 90).sum() >= 5 and (scores < 10).sum() >= 10
+    print(f"{CHEETAH}: made in {elapsed:.1f} s")  # under ~30 s on a 2-core CPU (about 10 s measured); not asserted
+
+
+def test_halfcheetah_dataset_is_deterministic_and_its_actions_are_the_gait_plus_noise(minari_root):
+    ensure_builtin_dataset(CHEETAH)
+    first = next(iter(minari.load_dataset(CHEETAH).iterate_episodes()))
+    env = gym.make("HalfCheetah-v5", max_episode_steps=250)
+    spec = BUILTIN_DATASETS[CHEETAH]
+    again = rollout_episodes(env, spec.controller(env, **spec.episode_controllers[0]), [spec.first_seed],
+                             [spec.noise_scales[0]])[0]
+    np.testing.assert_allclose(first.actions, again["actions"], atol=1e-6)
+    np.testing.assert_allclose(first.observations, again["observations"], atol=1e-6)
+    assert spec.noise_scales[0] == 0.0  # so episode 0 is the noise-free gallop: the gait, read off the sim clock
+    t = np.arange(250) * env.unwrapped.dt
+    gait = GALLOP
+    expected = np.clip(np.asarray(gait["amplitudes"]) * np.sin(2 * np.pi * gait["frequency"] * t[:, None]
+                                                               + np.asarray(gait["phases"])), -1, 1)
+    np.testing.assert_allclose(first.actions, expected, atol=1e-5)

@@ -1,0 +1,121 @@
+"""What every claim of the claims suite shares: a run's learning curve, its convergence check, the files.
+
+A claim is only a result when its runs converged, so every run's evaluation curve is read back from
+its metrics.jsonl and checked: "flat" means the curve moves by at most `tolerance` over the last
+quarter of the run's steps (max - min of the evaluations at step >= 3/4 of the last one). A budget
+that stops on a slope is reported as not converged rather than silently taken as the answer.
+
+`write_claims(results, out_dir)` writes claims.md (the claims table, then each claim's runs),
+claims.csv, claims_<claim>_runs.csv, and claims_<claim>.png with every run's curve
+(sequence_models/benchmarks/tables.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .tables import Table, write_tables
+
+CLAIM_COLUMNS = ("claim", "paper", "ours", "verdict", "converged")
+
+
+@dataclass
+class Curve:
+    """One run's evaluation metric against its step."""
+
+    label: str
+    metric: str
+    steps: list[int]
+    values: list[float]
+
+    @property
+    def last_quarter_change(self) -> float:
+        """max - min of the evaluations over the last quarter of the steps (nan without any)."""
+        if not self.steps:
+            return math.nan
+        tail = [v for s, v in zip(self.steps, self.values) if s >= 0.75 * self.steps[-1]]
+        return max(tail) - min(tail)
+
+    def points_in_last_quarter(self) -> int:
+        return sum(s >= 0.75 * self.steps[-1] for s in self.steps) if self.steps else 0
+
+
+def read_curve(run_dir: str | Path, metric: str, label: str) -> Curve:
+    """The metric's values from run_dir/metrics.jsonl, in step order."""
+    steps, values = [], []
+    for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if metric in record:
+            steps.append(int(record["step"]))
+            values.append(float(record[metric]))
+    order = sorted(range(len(steps)), key=steps.__getitem__)
+    return Curve(label, metric, [steps[i] for i in order], [values[i] for i in order])
+
+
+def is_flat(curve: Curve, tolerance: float) -> bool:
+    """Converged: at least two evaluations in the last quarter, moving by at most tolerance."""
+    return curve.points_in_last_quarter() >= 2 and curve.last_quarter_change <= tolerance
+
+
+@dataclass
+class ClaimResult:
+    """One claim's rows of the claims table, the table of its runs, and its runs' curves."""
+
+    name: str  # file stem part: claims_<name>_runs.csv, claims_<name>.png
+    title: str
+    claims: list[dict] = field(default_factory=list)  # CLAIM_COLUMNS
+    runs: list[dict] = field(default_factory=list)
+    curves: list[Curve] = field(default_factory=list)
+    tolerance: float = 0.0
+
+    def run_row(self, label: str, curve: Curve, **cells) -> dict:
+        """A row of the runs table: the run's label, its cells, and its convergence."""
+        row = {"run": label, **cells, "last-quarter change": curve.last_quarter_change,
+               "flat (last quarter)": "yes" if is_flat(curve, self.tolerance) else "no"}
+        self.runs.append(row)
+        self.curves.append(curve)
+        return row
+
+    def converged(self, labels: list[str] | None = None) -> str:
+        """"yes" when every (named) run's curve is flat over its last quarter, else the ones that are not."""
+        curves = [c for c in self.curves if labels is None or c.label in labels]
+        moving = [c.label for c in curves if not is_flat(c, self.tolerance)]
+        return "yes" if not moving else "no: " + ", ".join(moving)
+
+    def claim(self, claim: str, paper: str, ours: str, holds: bool | None, labels: list[str] | None = None) -> None:
+        """A row of the claims table; holds None: a measurement the paper has no claim about."""
+        verdict = "reported" if holds is None else ("holds" if holds else "does not hold")
+        self.claims.append({"claim": claim, "paper": paper, "ours": ours, "verdict": verdict,
+                            "converged": self.converged(labels)})
+
+
+def all_hold(results: list[ClaimResult]) -> bool:
+    return all(row["verdict"] != "does not hold" for r in results for row in r.claims)
+
+
+def _plot(results: list[ClaimResult]):
+    def plot(_tables, plt) -> dict:
+        figures = {}
+        for result in results:
+            fig, ax = plt.subplots(figsize=(8, 5))
+            for curve in result.curves:
+                ax.plot(curve.steps, curve.values, marker=".", label=curve.label)
+            if result.curves:
+                ax.axvline(0.75 * max(c.steps[-1] for c in result.curves if c.steps), color="grey", ls=":", lw=1)
+                ax.set_ylabel(result.curves[0].metric)
+            ax.set_xlabel("step (dotted: start of the last quarter)")
+            ax.set_title(result.title, fontsize=8)
+            ax.legend(fontsize=7)
+            figures[result.name] = fig
+        return figures
+    return plot
+
+
+def write_claims(results: list[ClaimResult], out_dir: str | Path, header: str) -> list[Path]:
+    """claims.md, claims.csv, claims_<name>_runs.csv and claims_<name>.png under out_dir."""
+    tables = [Table("claims", "The papers' claims at CPU scale", [row for r in results for row in r.claims])]
+    tables += [Table(f"claims_{r.name}_runs", f"{r.title}: runs", r.runs) for r in results]
+    return write_tables("claims", header, tables, Path(out_dir), _plot(results))

@@ -1,0 +1,45 @@
+"""The claims suite end to end on tiny budgets (seconds): every claim runs, and the table, CSVs and
+learning-curve PNGs are written. The verdicts of such budgets mean nothing; tests/test_claims.py
+(marked slow) asserts them from real runs of the presets."""
+
+import csv
+
+import pytest
+
+from tests.script_loading import load_script
+
+
+@pytest.fixture
+def tiny_shakespeare(tmp_path):
+    """A few kilobytes standing in for Tiny Shakespeare (the suite's --data-dir), so no download."""
+    folder = tmp_path / "tinyshakespeare"
+    folder.mkdir()
+    lines = ["First Citizen:", "Before we proceed any further, hear me speak.", "All:", "Speak, speak.", ""]
+    (folder / "input.txt").write_text("\n".join(lines * 60))
+    return folder
+
+
+def test_claims_suite_writes_the_table_csvs_and_plots(tmp_path, tiny_shakespeare, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    out = tmp_path / "claims"
+    module = load_script("claims")
+    module.main(["--claim", "all", "--smoke", "--out-dir", str(out), "--data-dir", str(tiny_shakespeare),
+                 "--agent-seeds", "0", "--agent-backbones", "mingru", "transformer", "--no-dsf-linear"])
+    rows = list(csv.DictReader((out / "claims.csv").open()))
+    assert list(rows[0]) == ["claim", "paper", "ours", "verdict", "converged"]
+    claims = [r["claim"] for r in rows]
+    assert any(c.startswith("mingru: 3 layers") for c in claims)
+    assert any(c.startswith("gru: valid loss BPTT < DSF < truncated") for c in claims)
+    assert any(c.startswith("minGRU matches the transformer") for c in claims)
+    assert any(c.startswith("mingru: whole-episode context") for c in claims)
+    assert all(r["verdict"] in ("holds", "does not hold", "reported") for r in rows)
+    assert all(r["converged"] == "yes" or r["converged"].startswith("no: ") for r in rows)
+    for claim in ("copying", "dsf", "shakespeare", "agents"):
+        runs = list(csv.DictReader((out / f"claims_{claim}_runs.csv").open()))
+        assert runs and all(r["flat (last quarter)"] in ("yes", "no") for r in runs)
+        assert (out / f"claims_{claim}.png").stat().st_size > 1000
+    agent_runs = list(csv.DictReader((out / "claims_agents_runs.csv").open()))
+    assert {r["context"] for r in agent_runs} == {"20", "250"}  # K=20 and whole episodes (the 250-step limit)
+    assert {r["run"] for r in agent_runs} == {"mingru K=20 s0", "transformer K=20 s0", "mingru K=250 s0"}
+    text = (out / "claims.md").read_text()
+    assert "SMOKE" in text and "| claim | paper | ours | verdict | converged |" in text
