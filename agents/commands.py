@@ -229,17 +229,23 @@ def report(argv: list[str] | None = None) -> None:
 
 # -- benchmark ----------------------------------------------------------------------------------------
 def benchmark(argv: list[str] | None = None) -> None:
-    """db-benchmark runs scripts/benchmark.py, whose suite list stays beside its documentation there:
-    it needs the source checkout (the editable install, pip install -e .)."""
-    import importlib.util
+    from agents.benchmarks import suites
+    from sequence_models.training.cli import run_cli
+    from sequence_models.training.config import cli
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
-    if not path.is_file():
-        print(f"error: db-benchmark runs {path}, which this install lacks; install from a checkout "
-              "(pip install -e .)", file=sys.stderr)
-        sys.exit(2)
-    spec = importlib.util.spec_from_file_location("_db_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    module.main(tyro.cli(module.Args, args=argv, description=module.__doc__))
+    run_cli(lambda argv: suites.run_benchmarks(cli(suites.Args, argv, suites.__doc__)), argv)
+
+
+# -- claims -------------------------------------------------------------------------------------------
+def claims_main(argv: list[str] | None = None) -> bool:
+    from agents.benchmarks import claims_suite
+    from sequence_models.training.config import cli
+
+    return claims_suite.run_claims(cli(claims_suite.ClaimsArgs, argv, claims_suite.__doc__))
+
+
+def claims(argv: list[str] | None = None) -> None:
+    """Exit 0 when every claim's verdict holds, 1 when one does not."""
+    from sequence_models.training.cli import run_cli
+
+    run_cli(lambda argv: claims_main(argv) or sys.exit(1), argv)

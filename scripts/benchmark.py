@@ -16,50 +16,10 @@ sequence_models/benchmarks/{layers,gradient_modes,precision}.py, agents/benchmar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from agents.benchmarks.suites import Args, run_benchmarks as main
+from agents.commands import benchmark
 
-import torch
-import tyro
-
-from agents.benchmarks import agent, long_context
-from agents.benchmarks.options import AgentBenchmarkArgs
-from sequence_models.benchmarks import gradient_modes, layers, precision
-from sequence_models.benchmarks.machine import describe_machine
-from sequence_models.benchmarks.tables import Table, markdown_table, markdown_sections, write_csv, write_tables
-from sequence_models.kernels.backend import use_scan_backend
-from sequence_models.training.device import pick_device
-
-SUITES = {"layers": layers, "gradient-modes": gradient_modes, "precision": precision, "agent": agent,
-          "long-context": long_context}
-ALL = ("layers", "agent", "long-context", "precision")
-
-
-@dataclass(frozen=True)
-class Args(AgentBenchmarkArgs):
-    suite: Literal["layers", "gradient-modes", "precision", "agent", "long-context", "all"] = "layers"
-    """which benchmark to run (all: layers, agent, long-context and precision, with one targets table)"""
-
-
-def main(args: Args) -> None:
-    if args.cpu_threads:
-        torch.set_num_threads(args.cpu_threads)
-    device = pick_device(args.device)
-    header = f"{describe_machine(device)}; scan backend {use_scan_backend(args.scan_backend, device)}"
-    print(header)
-    everything: list[Table] = []
-    for name in ALL if args.suite == "all" else (args.suite,):
-        suite = SUITES[name]
-        tables = suite.run(args, device)
-        write_tables(name.replace("-", "_"), header, tables, args.out_dir, suite.plot if args.plots else None)
-        everything += tables
-    if args.suite == "all":
-        targets = Table("all_targets", "Targets", [r for t in everything if t.name.endswith("_targets") for r in t.rows])
-        print(f"\n### Targets (all)\n\n{markdown_table(targets.rows)}")
-        write_csv(targets.rows, args.out_dir / "all_targets.csv")
-        (args.out_dir / "all.md").write_text(markdown_sections(header, everything + [targets]))
-        print(f"wrote {args.out_dir / 'all.md'}, {args.out_dir / 'all_targets.csv'}")
-
+__all__ = ["Args", "main", "benchmark"]
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    benchmark()

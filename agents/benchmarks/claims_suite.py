@@ -1,0 +1,72 @@
+"""The papers' claims, reproduced at CPU scale: one command, one table.
+
+  db-claims --claim all --data-dir ../shared/data/tinyshakespeare
+  db-claims --claim copying       # minGRU / minLSTM at 1, 2, 3 layers; LRU, transformer
+  db-claims --claim dsf           # GRU / LSTM / RNN: BPTT < DSF < truncated (+ DSF on minGRU, minLSTM, LRU)
+  db-claims --claim shakespeare   # minGRU, minLSTM, LRU, transformer at one budget
+  db-claims --claim agents        # every backbone on builtin/halfcheetah/gaits-v0, 3 seeds; K=250 vs 20
+  db-claims --claim copying --smoke   # seconds: checks the machinery, claims nothing
+
+Each claim trains from its preset (train_copy --preset claims-copy, train_lm --preset claims-dsf /
+claims-shakespeare, train_agent --preset claims-cheetah), the same budget and seed for every model,
+and checks every run's curve is flat over its last quarter. Writes under --out-dir: claims.md (the
+claims table: claim, paper, ours, verdict, converged; then each claim's runs), claims.csv,
+claims_<claim>_runs.csv, claims_<claim>.png (learning curves from each run's metrics.jsonl), and
+the run folders under <out-dir>/runs. Exit 0 when every verdict holds, 1 when one does not.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from agents.benchmarks.claims import BACKBONES, agents
+from sequence_models.benchmarks import claims
+from sequence_models.benchmarks.claim_runs import all_hold, write_claims
+from sequence_models.benchmarks.machine import describe_machine
+
+
+@dataclass(frozen=True)
+class ClaimsArgs:
+    claim: Literal["copying", "dsf", "shakespeare", "agents", "all"] = "all"
+    """which claim to run (all: every one, in this order)"""
+    out_dir: Path = Path("claims")
+    """where the table, CSVs, plots and run folders go"""
+    data_dir: str | None = None
+    """folder holding Tiny Shakespeare (input.txt); default: download into the cache"""
+    seed: int = 0
+    """seed of the sequence claims' runs"""
+    agent_seeds: tuple[int, ...] = (0, 1, 2)
+    """seeds of every agent setting"""
+    agent_backbones: tuple[str, ...] = BACKBONES
+    """backbones of the agent claim (the recurrent ones also run whole-episode context)"""
+    dsf_linear: bool = True
+    """dsf claim: also DSF against BPTT on minGRU, minLSTM and LRU"""
+    smoke: bool = False
+    """tiny budgets (seconds): checks the machinery; the verdicts mean nothing"""
+
+
+def run_claims(args: ClaimsArgs) -> bool:
+    """Run the chosen claims, write the table; True when every verdict holds."""
+    names = ("copying", "dsf", "shakespeare", "agents") if args.claim == "all" else (args.claim,)
+    runs = args.out_dir / "runs"
+    start = time.perf_counter()
+    results = []
+    for name in names:
+        if name == "copying":
+            results.append(claims.copying(runs, smoke=args.smoke, seed=args.seed))
+        elif name == "dsf":
+            results.append(claims.dsf(runs, args.data_dir, smoke=args.smoke, seed=args.seed, linear=args.dsf_linear))
+        elif name == "shakespeare":
+            results.append(claims.shakespeare(runs, args.data_dir, smoke=args.smoke, seed=args.seed))
+        else:
+            results.append(agents(runs, smoke=args.smoke, seeds=args.agent_seeds, backbones=args.agent_backbones))
+    header = (f"# Claims at CPU scale{' (SMOKE: tiny budgets, no verdict means anything)' if args.smoke else ''}\n\n"
+              f"{describe_machine(torch.device('cpu'))}; {time.perf_counter() - start:.0f} s wall time for "
+              f"--claim {args.claim}.")
+    write_claims(results, args.out_dir, header)
+    return all_hold(results)
