@@ -1,5 +1,6 @@
 """Faults a run survives, for every run type (agent, language model, copying): kill -9 then --resume
-gives the uninterrupted run's weights; a second writer of a running run is refused; a checkpoint write
+gives the uninterrupted run's weights (copying in the default run; the LM stream and the agent, whose
+resume is exact in-process too (test_training_core.py), under -m slow); a second writer of a running run is refused; a checkpoint write
 that fails leaves the last good checkpoint; truncated and malicious checkpoints are refused by name."""
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def wait_for_step(path: Path, step: int, proc: subprocess.Popen, timeout: float 
     raise AssertionError(f"no checkpoint at step {step} after {timeout} s")
 
 
-@pytest.mark.parametrize("kind", ["copy", "lm-stream", "agent"])
+@pytest.mark.parametrize("kind", ["copy", pytest.param("lm-stream", marks=pytest.mark.slow),
+                                  pytest.param("agent", marks=pytest.mark.slow)])
 def test_kill_9_then_resume_gives_the_uninterrupted_run(tmp_path, corpus_dir, kind):  # noqa: F811
     steps, runs = 60, tmp_path / "runs"
     straight = subprocess.run(command(kind, runs, "straight", steps, corpus_dir), cwd=REPO, capture_output=True,
