@@ -109,7 +109,7 @@ class Setup:
         return self.ctx.device
 
 
-def flat_fields(plain: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat_fields(plain: dict[str, Any]) -> dict[str, Any]:
     """{"run": {"seed": 0}} -> {"seed": 0}; the backbone stays one value (it is compared whole)."""
     out = {}
     for key, value in plain.items():
