@@ -124,11 +124,12 @@ def _run_cli(main, argv):
 # -- train-agent --------------------------------------------------------------------------------------
 def train_agent_main(argv: list[str] | None = None) -> dict:
     from agents.config import parse_args
-    from agents.run import train_agent as run
-
     from envs.minari_ids import known_ids_line
 
-    return run(parse_args(argv, description=f"{TRAIN_AGENT_HELP}\nKnown Minari MuJoCo ids: {known_ids_line()}\n"))
+    config = parse_args(argv, description=f"{TRAIN_AGENT_HELP}\nKnown Minari MuJoCo ids: {known_ids_line()}\n")
+    from agents.run import train_agent as run  # after the parse: --help loads no torch
+
+    return run(config)
 
 
 def train_agent(argv: list[str] | None = None) -> None:

@@ -17,9 +17,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Literal
 
-from envs.builtin_datasets import DEFAULT_DATASET_ID
-from envs.minari_ids import mujoco_family, mujoco_id_problem
-from sequence_models.backbone import BackboneChoice, BackboneConfig, MinGRUConfig, TransformerConfig
+from envs.minari_ids import DEFAULT_DATASET_ID, mujoco_family, mujoco_id_problem
+from sequence_models.backbone_configs import BackboneChoice, BackboneConfig, MinGRUConfig, TransformerConfig
 from sequence_models.training.config import Optim, OptimConfig, Run, RunConfig, check, parse_config
 
 PRESET_NAMES = ("quick", "dt", *(f"{env}-{quality}" for env in ("hopper", "halfcheetah", "walker2d")

@@ -14,7 +14,6 @@ from typing import Literal
 
 import tyro
 
-from sequence_models.training.checkpoint import CheckpointError, load_checkpoint
 from sequence_models.training.config import ConfigError, override
 
 
@@ -47,6 +46,8 @@ class EvaluateArgs:
 
 
 def resolve_checkpoint(path: str) -> Path:
+    from sequence_models.training.checkpoint import CheckpointError
+
     p = Path(path)
     if p.is_dir():
         for name in ("best.pt", "last.pt"):
@@ -79,6 +80,7 @@ def evaluate_checkpoint(args: EvaluateArgs) -> dict:
     from agents.checkpoints import load_agent
     from agents.run import run_evaluation, run_videos
     from agents.videos import check_video_support
+    from sequence_models.training.checkpoint import load_checkpoint
     from sequence_models.training.device import pick_device
 
     check(args)

@@ -23,7 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from sequence_models.backbone import BackboneConfig, build_backbone
+from sequence_models.backbone import build_backbone
+
+from sequence_models.backbone_configs import BackboneConfig
 
 
 class DecisionModel(nn.Module):

@@ -42,7 +42,7 @@ import numpy as np
 
 from agents.results_page import write_results_page
 from sequence_models.benchmarks import tables
-from sequence_models.training.loop import flat_fields
+from sequence_models.training.config import flat_fields
 
 
 RUN_ONLY = frozenset({

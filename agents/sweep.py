@@ -36,10 +36,10 @@ from tqdm import tqdm
 
 from agents.config import AgentConfig, parse_args
 from agents.report import make_report
-from envs.builtin_datasets import DEFAULT_DATASET_ID
-from sequence_models.backbone import BACKBONE_CONFIGS, GRADIENT_MODES
-from sequence_models.training.config import ConfigError, to_plain
-from sequence_models.training.loop import flat_fields
+from envs.minari_ids import DEFAULT_DATASET_ID
+from sequence_models.backbone_configs import BACKBONE_CONFIGS
+from sequence_models.gradient_modes import GRADIENT_MODES
+from sequence_models.training.config import ConfigError, flat_fields, to_plain
 
 REPO = Path(__file__).resolve().parents[1]
 SET_BY_SWEEP = ("--seed", "--dataset", "--run-name", "--runs-dir", "--resume", "--no-resume", "--backbone.gradient")

@@ -13,7 +13,7 @@ dataset or a checkpoint are data: rebuilt from the Gymnasium registry, never imp
     dataset_info         DatasetInfo (what evaluation needs; to_plain / from_plain for checkpoints), DatasetInfoError
     segment_sampler      SegmentSampler -> SegmentBatch (K-step segments, right padding + mask)
     reference_scores     find_reference_score (metadata > reference_scores.csv > D4RL v2)
-    builtin_datasets     BUILTIN_DATASETS, DEFAULT_DATASET_ID, ensure_builtin_dataset
+    builtin_datasets     BUILTIN_DATASETS, ensure_builtin_dataset
     scripted_controllers DoublePendulumLQR, ReacherOperationalSpace
     dataset_writing      rollout_episodes, write_minari_dataset (atomic)
     eval_env             eval_env_spec, make_eval_vector_env (both through env_spec_from_data)

@@ -31,9 +31,9 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
+from envs.minari_ids import DEFAULT_DATASET_ID
 from envs.scripted_controllers import CentralPatternGait, DoublePendulumLQR, ReacherOperationalSpace
 
-DEFAULT_DATASET_ID = "builtin/inverteddoublependulum/mixed-v0"
 REFERENCE_RANDOM_SEEDS = range(0, 100)
 REFERENCE_CONTROLLER_SEEDS = range(100, 110)
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from envs.builtin_datasets import BUILTIN_DATASETS, DEFAULT_DATASET_ID, create_builtin_dataset
+from envs.builtin_datasets import BUILTIN_DATASETS, create_builtin_dataset
 from envs.dataset_writing import rollout_episodes, write_minari_dataset
+from envs.minari_ids import DEFAULT_DATASET_ID
 from envs.minari_loading import check_dataset_id
 from envs.trajectory_store import TrajectoryStore
 

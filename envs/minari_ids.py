@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import difflib
 
+DEFAULT_DATASET_ID = "builtin/inverteddoublependulum/mixed-v0"
+"""what a run trains on when no --dataset is given: a built-in dataset, made locally (envs/builtin_datasets.py)"""
+
 QUALITIES = {
     "ant": ("simple", "medium", "expert"),
     "halfcheetah": ("simple", "medium", "expert"),

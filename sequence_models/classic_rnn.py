@@ -27,7 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .feedback import FeedbackInit, GradientMode, active_feedback, add_gradient_mode, state_feedback
+from .feedback import active_feedback, add_gradient_mode, state_feedback
+from .gradient_modes import FeedbackInit, GradientMode
 from .scan import linear_scan
 from .shapes import check_sequence, check_state, check_step
 

@@ -23,7 +23,7 @@ TRAIN_LM_HELP = """Language modelling with any backbone: Tiny Shakespeare (chara
     torchrun --nproc-per-node 2 scripts/train_lm.py --batch-size 16    # data parallel (batch per rank)
 
 A preset is a complete set of defaults; every flag overrides it. Batching (window | stream), the
-carried state and evaluation: sequence_models/tasks/lm_training.py. Writes the run folder every task
+carried state and evaluation: sequence_models/tasks/lm_training.py (flags: lm_config.py). Writes the run folder every task
 writes (sequence_models/training/run_folder.py) and prints a markdown results table.
 """
 
@@ -61,9 +61,12 @@ def _run_cli(main, argv):
 
 
 def train_lm_main(argv: list[str] | None = None) -> dict:
-    from sequence_models.tasks.lm_training import parse_args, run
+    from sequence_models.tasks.lm_config import parse_args
 
-    return run(parse_args(argv, description=TRAIN_LM_HELP))
+    config = parse_args(argv, description=TRAIN_LM_HELP)
+    from sequence_models.tasks.lm_training import run  # after the parse: --help loads no torch
+
+    return run(config)
 
 
 def train_lm(argv: list[str] | None = None) -> None:
@@ -71,9 +74,12 @@ def train_lm(argv: list[str] | None = None) -> None:
 
 
 def train_copy_main(argv: list[str] | None = None) -> dict:
-    from sequence_models.tasks.copy_training import parse_args, run
+    from sequence_models.tasks.copy_config import parse_args
 
-    return run(parse_args(argv, description=TRAIN_COPY_HELP))
+    config = parse_args(argv, description=TRAIN_COPY_HELP)
+    from sequence_models.tasks.copy_training import run  # after the parse: --help loads no torch
+
+    return run(config)
 
 
 def train_copy(argv: list[str] | None = None) -> None:

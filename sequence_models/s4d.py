@@ -30,7 +30,6 @@ weight decay (and at a smaller learning rate); the project's rule must skip them
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +39,6 @@ from torch.utils.checkpoint import checkpoint
 from .scan import at_least_float32, linear_scan
 from .shapes import check_sequence, check_state, check_step
 
-S4DInit = Literal["lin", "inv"]
 S4D_INITS: tuple[str, ...] = ("lin", "inv")
 
 

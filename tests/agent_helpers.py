@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agents.config import AgentConfig
-from sequence_models.backbone import backbone_config
+from sequence_models.backbone_configs import backbone_config
 from sequence_models.training.config import override
 
 TINY = dict(

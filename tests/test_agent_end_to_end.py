@@ -10,7 +10,7 @@ import yaml
 
 from agents.config import AgentConfig
 from agents.run import train_agent
-from sequence_models.backbone import BACKBONE_CONFIGS
+from sequence_models.backbone_configs import BACKBONE_CONFIGS
 from sequence_models.training.config import ConfigError, from_plain, load_config_file
 from tests.agent_helpers import tiny_config
 

@@ -14,7 +14,7 @@ from agents.checkpoints import build_model
 from envs.dataset_info import DatasetInfo
 from agents.evaluator import evaluate
 from agents.run import load_store
-from sequence_models.backbone import BACKBONE_CONFIGS
+from sequence_models.backbone_configs import BACKBONE_CONFIGS
 from tests.agent_helpers import tiny_config
 
 K = 5

@@ -12,7 +12,7 @@ import pytest
 
 from agents.config import AgentConfig
 from agents.run import train_agent
-from sequence_models.backbone import BACKBONE_CONFIGS, backbone_config
+from sequence_models.backbone_configs import BACKBONE_CONFIGS, backbone_config
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from agents.benchmarks.untrained import benchmark_store, untrained_model
 from agents.evaluator import evaluate
 from agents.policy import Policy
 from sequence_models.attention import KVCache
-from sequence_models.backbone import BACKBONE_CONFIGS
+from sequence_models.backbone_configs import BACKBONE_CONFIGS
 
 K = 5
 TINY = {"d_model": 16, "n_layers": 2}

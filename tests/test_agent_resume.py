@@ -11,9 +11,9 @@ import torch
 import agents.trainer
 from agents.checkpoints import load_agent
 from agents.run import train_agent
-from sequence_models.training.loop import TrainingDiverged
 from sequence_models.training.checkpoint import CheckpointError, load_checkpoint
 from sequence_models.training.config import override
+from sequence_models.training.errors import TrainingDiverged
 from tests.agent_helpers import tiny_config
 
 N = 3

@@ -4,7 +4,9 @@ here from the equations (independent of torch's fused kernels and of torch._VF's
 import pytest
 import torch
 
-from sequence_models.backbone import backbone_config, build_backbone
+from sequence_models.backbone import build_backbone
+
+from sequence_models.backbone_configs import backbone_config
 from sequence_models.classic_rnn import GRU, LSTM, RNN
 
 DIM, HIDDEN, BATCH, LENGTH = 5, 4, 3, 11

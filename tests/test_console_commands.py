@@ -85,3 +85,31 @@ def test_help_of_every_command_from_another_folder(tmp_path):
     for name, (code, out) in results.items():
         assert code == 0, (name, out[-500:])
         assert "usage" in out.lower() and "--help" in out, (name, out[-500:])
+
+LIGHT_HELP = ("db-train-agent", "db-train-lm", "db-train-copy", "db-evaluate-agent", "db-benchmark", "db-sweep",
+              "db-report", "db-claims", "db-gpu-check")
+"""commands whose --help loads only their configs: no torch, gymnasium or minari (so it answers in well under 3 s)"""
+
+HELP_LIGHT = """
+import contextlib, io, json, sys
+from importlib import import_module
+heavy = {}
+for name, target in json.loads(sys.argv[1]).items():
+    module, function = target.split(":")
+    sys.argv = [name, "--help"]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        getattr(import_module(module), function)()
+    heavy[name] = sorted(m for m in ("torch", "gymnasium", "minari", "matplotlib") if m in sys.modules)
+print(json.dumps(heavy))
+"""
+
+
+def test_help_loads_no_torch_or_gymnasium():
+    import json
+
+    targets = {name: ENTRY_POINTS[name] for name in LIGHT_HELP}
+    done = subprocess.run([sys.executable, "-c", HELP_LIGHT, json.dumps(targets)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    heavy = json.loads(done.stdout.strip().splitlines()[-1])
+    assert heavy == {name: [] for name in LIGHT_HELP}

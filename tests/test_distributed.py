@@ -17,7 +17,8 @@ import torch
 
 from agents.checkpoints import load_agent
 from agents.run import train_agent
-from envs.builtin_datasets import DEFAULT_DATASET_ID, ensure_builtin_dataset
+from envs.builtin_datasets import ensure_builtin_dataset
+from envs.minari_ids import DEFAULT_DATASET_ID
 from envs.segment_sampler import SegmentSampler
 from envs.trajectory_store import TrajectoryStore
 from sequence_models.training.distributed import Context, shard

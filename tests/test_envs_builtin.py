@@ -8,9 +8,10 @@ import minari
 import numpy as np
 import pytest
 
-from envs.builtin_datasets import BUILTIN_DATASETS, DEFAULT_DATASET_ID, GALLOP, ensure_builtin_dataset
+from envs.builtin_datasets import BUILTIN_DATASETS, GALLOP, ensure_builtin_dataset
 from envs.dataset_writing import rollout_episodes, write_minari_dataset
 from envs.eval_env import eval_env_spec, make_eval_vector_env
+from envs.minari_ids import DEFAULT_DATASET_ID
 from envs.scripted_controllers import DoublePendulumLQR
 from envs.trajectory_store import TrajectoryStore
 from tests.script_loading import load_script

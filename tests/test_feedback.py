@@ -6,8 +6,11 @@ import warnings
 import pytest
 import torch
 
-from sequence_models.backbone import backbone_config, build_backbone
-from sequence_models.feedback import FeedbackRangeWarning, make_feedback, state_feedback
+from sequence_models.backbone import build_backbone
+
+from sequence_models.backbone_configs import backbone_config
+from sequence_models.feedback import make_feedback, state_feedback
+from sequence_models.gradient_modes import FeedbackRangeWarning
 from sequence_models.lru import LRU
 from sequence_models.min_rnn import MinGRU, MinLSTM
 

@@ -91,7 +91,7 @@ def test_ratio_from_csv_finds_the_matching_row(tmp_path):
 
 
 def test_default_checks_train_every_registered_backbone(tmp_path):
-    from sequence_models.backbone import BACKBONE_CONFIGS
+    from sequence_models.backbone_configs import BACKBONE_CONFIGS
 
     names = [check.name for check in gpu_check.default_checks(tmp_path)]
     assert names == ["CUDA tests", "bf16 vs fp32 forward", "training", "layers T=512", "DSF vs BPTT T=2048"]
@@ -100,7 +100,7 @@ def test_default_checks_train_every_registered_backbone(tmp_path):
 
 
 def test_bf16_check_gives_one_row_naming_every_backbone():
-    from sequence_models.backbone import BACKBONE_CONFIGS
+    from sequence_models.backbone_configs import BACKBONE_CONFIGS
 
     [result] = gpu_check.bf16_agreement(60, device="cpu")  # CPU autocast: only the row's shape is checked here
     assert result.status in ("pass", "FAIL")
@@ -112,7 +112,7 @@ def test_the_prepared_commands_parse():
     import tyro
 
     from agents.config import parse_args
-    from sequence_models.backbone import BACKBONE_CONFIGS
+    from sequence_models.backbone_configs import BACKBONE_CONFIGS
 
     commands = gpu_check.training_commands(REPO)
     assert len(commands) == len(BACKBONE_CONFIGS)

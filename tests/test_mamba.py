@@ -8,7 +8,9 @@ import pytest
 import torch
 import tyro
 
-from sequence_models.backbone import BackboneChoice, MambaConfig, backbone_config, build_backbone
+from sequence_models.backbone import build_backbone
+
+from sequence_models.backbone_configs import BackboneChoice, MambaConfig, backbone_config
 from sequence_models.kernels import cpu as cpu_kernels
 from sequence_models.kernels.backend import get_scan_backend, set_scan_backend
 from sequence_models.mamba import Mamba, MambaState

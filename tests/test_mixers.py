@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from sequence_models.attention import CausalSelfAttention
-from sequence_models.backbone import BACKBONE_CONFIGS, backbone_config, build_backbone
+from sequence_models.backbone import build_backbone
+from sequence_models.backbone_configs import BACKBONE_CONFIGS, backbone_config
 from sequence_models.lru import LRU
 from sequence_models.mamba import Mamba
 from sequence_models.min_rnn import MinGRU, MinLSTM

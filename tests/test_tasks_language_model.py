@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sequence_models.backbone import BACKBONE_CONFIGS, backbone_config
+from sequence_models.backbone_configs import BACKBONE_CONFIGS, backbone_config
 from sequence_models.tasks.language_model import LanguageModel, detach_state
 from sequence_models.tasks.selective_copy import SelectiveCopy, copy_loss
 

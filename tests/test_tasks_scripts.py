@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from sequence_models.tasks import lm_training
-from sequence_models.tasks.copy_training import parse_args as copy_parse_args
+from sequence_models.tasks import lm_config
+from sequence_models.tasks.copy_config import parse_args as copy_parse_args
 from sequence_models.training.optim import lr_factor
 from sequence_models.training.config import OptimConfig
 from tests.script_loading import load_script
@@ -75,12 +75,12 @@ def test_train_lm_runs_and_resumes(tmp_path, capsys, batching):
 
 
 def test_train_lm_presets():
-    nano = lm_training.parse_args(["--preset", "shakespeare-char"])
+    nano = lm_config.parse_args(["--preset", "shakespeare-char"])
     assert nano.backbone.name == "transformer" and (nano.backbone.d_model, nano.backbone.n_layers) == (384, 6)
     assert (nano.seq_len, nano.batch_size, nano.steps) == (256, 64, 5000)
-    small = lm_training.parse_args(["--steps", "7", "backbone:minlstm", "--backbone.d-model", "24"])
+    small = lm_config.parse_args(["--steps", "7", "backbone:minlstm", "--backbone.d-model", "24"])
     assert small.preset == "cpu-small" and small.steps == 7 and small.backbone.d_model == 24
-    ptb = lm_training.parse_args(["--preset", "dsf-ptb"])
+    ptb = lm_config.parse_args(["--preset", "dsf-ptb"])
     assert (ptb.backbone.name, ptb.backbone.d_model, ptb.backbone.n_layers) == ("gru", 256, 1)
     assert (ptb.seq_len, ptb.batch_size, ptb.optim.lr, ptb.optim.weight_decay, ptb.epochs) == (64, 128, 1e-3, 1e-4, 30)
     assert (ptb.optim.schedule, ptb.optim.lr_step_epochs, ptb.optim.lr_gamma) == ("step", 10, 0.1)

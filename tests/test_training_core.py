@@ -14,12 +14,12 @@ import torch
 
 from agents.model import DecisionModel
 from agents.run import train_agent
-from sequence_models.backbone import backbone_config
-from sequence_models.tasks import copy_training, lm_training
+from sequence_models.backbone_configs import backbone_config
+from sequence_models.tasks import copy_config, copy_training, lm_config, lm_training
 from sequence_models.tasks.language_model import LanguageModel
 from sequence_models.training.checkpoint import CheckpointError, load_checkpoint
 from sequence_models.training.config import OptimConfig, override
-from sequence_models.training.loop import TrainingDiverged
+from sequence_models.training.errors import TrainingDiverged
 from sequence_models.training.optim import parameter_groups
 from sequence_models.training.run_folder import RunFolder, RunFolderError
 from tests.agent_helpers import tiny_config
@@ -36,8 +36,8 @@ def corpus_dir(tmp_path):
     return folder
 
 
-def lm_config(tmp_path, corpus_dir, batching: str, backbone: str = "lru", **overrides):
-    config = lm_training.LMConfig(
+def lm_run_config(tmp_path, corpus_dir, batching: str, backbone: str = "lru", **overrides):
+    config = lm_config.LMConfig(
         data_dir=str(corpus_dir), verify_data=False, batching=batching, seq_len=12, batch_size=3, eval_batch_size=4,
         eval_batches=2, backbone=backbone_config(backbone, d_model=8, n_layers=1, dropout=0.1))
     return override(config, **{**TINY_RUN, "runs_dir": str(tmp_path / "runs"), **overrides})
@@ -47,8 +47,8 @@ TINY_RUN = dict(device="cpu", progress=False, log_every=1, eval_every=2, checkpo
                 schedule="constant")
 
 
-def copy_config(tmp_path, **overrides):
-    config = copy_training.CopyConfig(seq_len=6, n_memorize=2, batch_size=4, eval_examples=8, test_examples=8,
+def copy_run_config(tmp_path, **overrides):
+    config = copy_config.CopyConfig(seq_len=6, n_memorize=2, batch_size=4, eval_examples=8, test_examples=8,
                                       backbone=backbone_config("mingru", d_model=8, n_layers=1, dropout=0.1))
     return override(config, **{**TINY_RUN, "runs_dir": str(tmp_path / "runs"), **overrides})
 
@@ -63,8 +63,8 @@ def config_for(kind: str, tmp_path, corpus_dir, **overrides):
         return tiny_config(tmp_path, "mingru", **{"schedule": "constant", "log_every": 1, "checkpoint_every": 2,
                                                   **overrides})
     if kind.startswith("lm"):
-        return lm_config(tmp_path, corpus_dir, kind.split("-")[1], **overrides)
-    return copy_config(tmp_path, **overrides)
+        return lm_run_config(tmp_path, corpus_dir, kind.split("-")[1], **overrides)
+    return copy_run_config(tmp_path, **overrides)
 
 
 def last(tmp_path, name):
@@ -124,24 +124,24 @@ def test_a_second_run_of_a_name_never_touches_the_first(tmp_path, corpus_dir, ki
 
 def test_resume_without_a_checkpoint_and_with_changed_settings(tmp_path, corpus_dir):
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        run_task("copy", copy_config(tmp_path, run_name="none", resume=True))
-    run_task("copy", copy_config(tmp_path, run_name="r", steps=4))
+        run_task("copy", copy_run_config(tmp_path, run_name="none", resume=True))
+    run_task("copy", copy_run_config(tmp_path, run_name="r", steps=4))
     with pytest.raises(CheckpointError, match=r"lr: 0\.001 in the checkpoint, 1000000\.0 now"):
-        run_task("copy", copy_config(tmp_path, run_name="r", steps=8, lr=1e6, resume=True))
+        run_task("copy", copy_run_config(tmp_path, run_name="r", steps=8, lr=1e6, resume=True))
     with pytest.raises(CheckpointError, match="at step 4, past the 3 steps"):
-        run_task("copy", copy_config(tmp_path, run_name="r", steps=3, resume=True))
-    resumed = run_task("copy", copy_config(tmp_path, run_name="r", steps=6, eval_examples=16, resume=True))
+        run_task("copy", copy_run_config(tmp_path, run_name="r", steps=3, resume=True))
+    resumed = run_task("copy", copy_run_config(tmp_path, run_name="r", steps=6, eval_examples=16, resume=True))
     assert resumed["steps"] == 6  # a longer run and another evaluation set are allowed
 
 
 def test_metrics_hold_each_step_once_after_a_crash_and_resume(tmp_path, corpus_dir):
-    run_task("copy", copy_config(tmp_path, run_name="r", steps=4))
+    run_task("copy", copy_run_config(tmp_path, run_name="r", steps=4))
     metrics = tmp_path / "runs" / "r" / "metrics.jsonl"
     # what a run killed after its step-4 checkpoint would have logged for steps 5 and 6
     with metrics.open("a") as f:
         for step in (5, 6):
             f.write(json.dumps({"step": step, "train/loss": 1.0}) + "\n")
-    run_task("copy", copy_config(tmp_path, run_name="r", steps=8, resume=True))
+    run_task("copy", copy_run_config(tmp_path, run_name="r", steps=8, resume=True))
     steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()
              if "train/loss" in json.loads(line)]
     assert steps == list(range(1, 9))
@@ -160,7 +160,7 @@ def test_unwritable_runs_dir_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(RunFolderError, match="not a folder|a path component is a file"):
-        run_task("copy", copy_config(tmp_path, runs_dir=str(blocker / "runs")))
+        run_task("copy", copy_run_config(tmp_path, runs_dir=str(blocker / "runs")))
 
 
 def _decayed_names(model: torch.nn.Module) -> set[str]:
@@ -203,9 +203,9 @@ def test_every_task_optimises_with_the_rule(tmp_path, corpus_dir):
 def test_ctrl_c_writes_last_pt_prints_the_resume_command_and_resumes_exactly(tmp_path, corpus_dir, monkeypatch, capsys):
     from sequence_models.training import trainer as core
     from sequence_models.training.cli import run_cli
-    from sequence_models.training.loop import TrainingInterrupted
+    from sequence_models.training.errors import TrainingInterrupted
 
-    run_task("copy", copy_config(tmp_path, run_name="straight", steps=6))
+    run_task("copy", copy_run_config(tmp_path, run_name="straight", steps=6))
     real_step = core.Trainer.train_step
 
     def interrupted_after_3(self):
@@ -216,13 +216,13 @@ def test_ctrl_c_writes_last_pt_prints_the_resume_command_and_resumes_exactly(tmp
     monkeypatch.setattr(core.Trainer, "train_step", interrupted_after_3)
     with pytest.raises(TrainingInterrupted, match=r"interrupted at step 3.*Resume with: python scripts/train_copy\.py "
                                                   r"--config .*split/config\.yaml --resume"):
-        run_task("copy", copy_config(tmp_path, run_name="split", steps=6))
+        run_task("copy", copy_run_config(tmp_path, run_name="split", steps=6))
     assert last(tmp_path, "split")["step"] == 3  # written on the way out (the last cadence write was step 2)
     with pytest.raises(SystemExit) as e:
-        run_cli(lambda argv: run_task("copy", copy_config(tmp_path, run_name="other", steps=6)))
+        run_cli(lambda argv: run_task("copy", copy_run_config(tmp_path, run_name="other", steps=6)))
     assert e.value.code == 130 and "Resume with" in capsys.readouterr().err
     monkeypatch.setattr(core.Trainer, "train_step", real_step)
-    run_task("copy", copy_config(tmp_path, run_name="split", steps=6, resume=True))
+    run_task("copy", copy_run_config(tmp_path, run_name="split", steps=6, resume=True))
     a, b = last(tmp_path, "straight"), last(tmp_path, "split")
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key], atol=1e-6, rtol=0, msg=key)
@@ -261,7 +261,7 @@ def test_a_failing_final_evaluation_keeps_the_model_and_records_the_error(tmp_pa
 
     monkeypatch.setattr(copy_training.CopyTask, "evaluate", broken)
     with pytest.raises(RuntimeError, match="the env crashed"):
-        run_task("copy", copy_config(tmp_path, run_name="r", steps=3, eval_every=0))
+        run_task("copy", copy_run_config(tmp_path, run_name="r", steps=3, eval_every=0))
     assert last(tmp_path, "r")["step"] == 3  # written before the final evaluation
     results = json.loads((tmp_path / "runs" / "r" / "results.json").read_text())
     assert results["error"] == "RuntimeError: the env crashed" and results["step"] == 3

@@ -16,13 +16,13 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from agents.benchmarks.claims_suite import BACKBONES
 from agents.config import PRESETS, AgentConfig
 from agents.run import train_agent
-from sequence_models.backbone import backbone_config
+from sequence_models.backbone_configs import backbone_config
 from sequence_models.benchmarks.claim_runs import ClaimResult, read_curve
 from sequence_models.training.config import override
 
-BACKBONES = ("transformer", "mingru", "minlstm", "lru", "gru", "lstm", "rnn")
 RECURRENT = BACKBONES[1:]
 FLAT_TOLERANCE = 15.0
 """normalized points: an evaluation of 10 episodes moves by about this much from noise alone"""

@@ -22,12 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import torch
-
-from agents.benchmarks.claims import BACKBONES, agents
-from sequence_models.benchmarks import claims
-from sequence_models.benchmarks.claim_runs import all_hold, write_claims
-from sequence_models.benchmarks.machine import describe_machine
+BACKBONES = ("transformer", "mingru", "minlstm", "lru", "gru", "lstm", "rnn")
+"""the agent claim's backbones (agents/benchmarks/claims.py)"""
 
 
 @dataclass(frozen=True)
@@ -52,6 +48,13 @@ class ClaimsArgs:
 
 def run_claims(args: ClaimsArgs) -> bool:
     """Run the chosen claims, write the table; True when every verdict holds."""
+    import torch  # here, not at the top: --help needs only ClaimsArgs
+
+    from agents.benchmarks.claims import agents
+    from sequence_models.benchmarks import claims
+    from sequence_models.benchmarks.claim_runs import all_hold, write_claims
+    from sequence_models.benchmarks.machine import describe_machine
+
     names = ("copying", "dsf", "shakespeare", "agents") if args.claim == "all" else (args.claim,)
     runs = args.out_dir / "runs"
     start = time.perf_counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sequence_models.backbone import BACKBONE_CONFIGS
+from sequence_models.backbone_configs import BACKBONE_CONFIGS
 from sequence_models.benchmarks.options import BenchmarkArgs
 
 ALL_BACKBONES = tuple(BACKBONE_CONFIGS)

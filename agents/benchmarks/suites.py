@@ -18,21 +18,17 @@ sequence_models/benchmarks/{layers,gradient_modes,precision}.py, agents/benchmar
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-
-from agents.benchmarks import agent, long_context
 from agents.benchmarks.options import AgentBenchmarkArgs
-from sequence_models.benchmarks import gradient_modes, layers, precision
-from sequence_models.benchmarks.machine import describe_machine
 from sequence_models.benchmarks.tables import Table, markdown_table, markdown_sections, write_csv, write_tables
-from sequence_models.kernels.backend import use_scan_backend
-from sequence_models.training.device import pick_device
 
-SUITES = {"layers": layers, "gradient-modes": gradient_modes, "precision": precision, "agent": agent,
-          "long-context": long_context}
+SUITES = {"layers": "sequence_models.benchmarks.layers", "gradient-modes": "sequence_models.benchmarks.gradient_modes",
+          "precision": "sequence_models.benchmarks.precision", "agent": "agents.benchmarks.agent",
+          "long-context": "agents.benchmarks.long_context"}
+"""each suite's module (imported when it runs, so --help loads no torch): run(args, device) -> tables, plot"""
 ALL = ("layers", "agent", "long-context", "precision")
 
 
@@ -44,6 +40,12 @@ class Args(AgentBenchmarkArgs):
 
 def run_benchmarks(args: Args) -> None:
     """Run the chosen suite (or all), print and write its tables."""
+    import torch
+
+    from sequence_models.benchmarks.machine import describe_machine
+    from sequence_models.kernels.backend import use_scan_backend
+    from sequence_models.training.device import pick_device
+
     if args.cpu_threads:
         torch.set_num_threads(args.cpu_threads)
     device = pick_device(args.device)
@@ -51,7 +53,7 @@ def run_benchmarks(args: Args) -> None:
     print(header)
     everything: list[Table] = []
     for name in ALL if args.suite == "all" else (args.suite,):
-        suite = SUITES[name]
+        suite = importlib.import_module(SUITES[name])
         tables = suite.run(args, device)
         write_tables(name.replace("-", "_"), header, tables, args.out_dir, suite.plot if args.plots else None)
         everything += tables

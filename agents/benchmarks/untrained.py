@@ -17,7 +17,7 @@ from agents.trainer import Trainer
 from envs.dataset_info import DatasetInfo
 from envs.segment_sampler import SegmentSampler
 from envs.trajectory_store import TrajectoryStore
-from sequence_models.backbone import backbone_config
+from sequence_models.backbone_configs import backbone_config
 
 DT_SIZE = {"d_model": 128, "n_layers": 3}
 

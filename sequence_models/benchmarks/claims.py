@@ -1,6 +1,6 @@
 """The sequence papers' claims at CPU scale: selective copying, DSF, Tiny Shakespeare.
 
-Each claim trains its models from one preset (copy_training / lm_training PRESETS: claims-copy,
+Each claim trains its models from one preset (copy_config / lm_config PRESETS: claims-copy,
 claims-dsf, claims-shakespeare), changing only the backbone, so every model gets the same budget,
 data and seed. Each returns a ClaimResult (claim_runs.py): the claims table rows (the paper's number,
 ours, the verdict, whether every run's curve was flat over its last quarter) and one row and one
@@ -16,8 +16,8 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from ..backbone import backbone_config
-from ..tasks import copy_training, lm_training
+from ..backbone_configs import backbone_config
+from ..tasks import copy_config, copy_training, lm_config, lm_training
 from ..training.config import override
 from .claim_runs import ClaimResult, read_curve
 
@@ -52,7 +52,7 @@ def _backbone(config, name: str, **fields):
 
 def copying(runs_dir: Path, smoke: bool = False, seed: int = 0) -> ClaimResult:
     """minGRU / minLSTM at 1, 2, 3 layers, LRU and transformer (3 layers): test accuracy at one budget."""
-    base = override(copy_training.PRESETS["claims-copy"](), seed=seed)
+    base = override(copy_config.PRESETS["claims-copy"](), seed=seed)
     base = _smoke_copy(base) if smoke else base
     width = dict(d_model=base.backbone.d_model, dropout=0.0)
     models = [(f"{n} {k} layer{'s' * (k > 1)}", n, dict(n_layers=k, expansion=base.backbone.expansion, **width))
@@ -94,7 +94,7 @@ def dsf(runs_dir: Path, data_dir: str | None = None, smoke: bool = False, seed: 
         linear: bool = True) -> ClaimResult:
     """GRU / LSTM / Elman RNN with bptt, dsf, truncated gradients (and minGRU / minLSTM / LRU with bptt and
     dsf when `linear`): validation loss on Tiny Shakespeare characters at one budget."""
-    base = override(lm_training.PRESETS["claims-dsf"](), seed=seed, data_dir=data_dir)
+    base = override(lm_config.PRESETS["claims-dsf"](), seed=seed, data_dir=data_dir)
     base = _smoke_lm(base) if smoke else base
     d = base.backbone.d_model
     result = ClaimResult("dsf", f"DSF: Tiny Shakespeare chars, 1 layer x {d}, stream batching, context {base.seq_len}, "
@@ -130,7 +130,7 @@ def dsf(runs_dir: Path, data_dir: str | None = None, smoke: bool = False, seed: 
 
 def shakespeare(runs_dir: Path, data_dir: str | None = None, smoke: bool = False, seed: int = 0) -> ClaimResult:
     """minGRU, minLSTM, LRU and transformer at 2 x 128 and one budget: the gap to the transformer."""
-    base = override(lm_training.PRESETS["claims-shakespeare"](), seed=seed, data_dir=data_dir)
+    base = override(lm_config.PRESETS["claims-shakespeare"](), seed=seed, data_dir=data_dir)
     base = _smoke_lm(base) if smoke else base
     shape = dict(d_model=base.backbone.d_model, n_layers=base.backbone.n_layers, dropout=base.backbone.dropout)
     models = {"mingru": {}, "minlstm": {}, "lru": {}, "transformer": dict(n_heads=4)}

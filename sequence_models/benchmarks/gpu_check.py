@@ -126,7 +126,8 @@ def _benchmark(name: str, argv: list[str], out_dir: Path, column: str, match: di
 
 def bf16_agreement(timeout: float, device: str = "cuda") -> list[CheckResult]:
     """bf16 autocast against fp32 forward of every backbone (d_model 64, 2 layers, T=32, eval mode)."""
-    from ..backbone import BACKBONE_CONFIGS, backbone_config, build_backbone
+    from ..backbone import build_backbone
+    from ..backbone_configs import BACKBONE_CONFIGS, backbone_config
 
     start = time.monotonic()
     errors, failed = {}, []
@@ -152,7 +153,7 @@ def bf16_agreement(timeout: float, device: str = "cuda") -> list[CheckResult]:
 
 def training_commands(work_dir: Path) -> dict[str, list[str]]:
     """A 50-step training of every registered backbone on the built-in dataset, runs under work_dir."""
-    from ..backbone import BACKBONE_CONFIGS
+    from ..backbone_configs import BACKBONE_CONFIGS
 
     return {
         f"train {name} (50 steps)": [sys.executable, "scripts/train_agent.py", "--steps", "50", "--eval-episodes", "1",

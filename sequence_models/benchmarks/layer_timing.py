@@ -20,7 +20,7 @@ from sequence_models.attention import CausalSelfAttention
 from sequence_models.benchmarks.options import BenchmarkArgs
 from sequence_models.benchmarks.profiling import Measurement, measure_in_turns
 from sequence_models.classic_rnn import GRU, LSTM, RNN
-from sequence_models.feedback import GRADIENT_MODES
+from sequence_models.gradient_modes import GRADIENT_MODES
 from sequence_models.lru import LRU
 from sequence_models.mamba import Mamba
 from sequence_models.min_rnn import MinGRU, MinLSTM

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sequence_models.feedback import GRADIENT_MODES
+from sequence_models.gradient_modes import GRADIENT_MODES
 from sequence_models.kernels.backend import ScanBackend
 
 

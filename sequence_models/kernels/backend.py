@@ -9,9 +9,10 @@ under auto a failure falls back to torch with one warning, under an explicit tri
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 ScanBackend = Literal["auto", "cpu", "triton", "torch"]
 SCAN_BACKENDS: tuple[str, ...] = get_args(ScanBackend)

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..backbone import BackboneConfig, build_backbone
+from ..backbone import build_backbone
+from ..backbone_configs import BackboneConfig
 
 
 POSITIONAL_EMBEDDING = {"auto": None, "on": True, "off": False}

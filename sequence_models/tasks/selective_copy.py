@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .copy_config import copy_task_problems
+
 NOISE = 0
 
 # Fixed offsets so that the validation and test sets never depend on the training seed's stream and
@@ -30,10 +32,9 @@ class SelectiveCopy:
     vocab_size: int = 16  # whole alphabet, noise and marker included
 
     def __post_init__(self):
-        if self.vocab_size < 3:
-            raise ValueError(f"vocab_size={self.vocab_size}: need at least noise, one data token and the marker")
-        if self.seq_len < 0 or self.n_memorize < 1:
-            raise ValueError(f"seq_len={self.seq_len}, n_memorize={self.n_memorize}: need L >= 0 and M >= 1")
+        problems = copy_task_problems(self.seq_len, self.n_memorize, self.vocab_size)
+        if problems:
+            raise ValueError(problems[0])
 
     @property
     def marker(self) -> int:

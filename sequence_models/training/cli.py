@@ -16,7 +16,7 @@ import traceback
 from typing import Any, Callable
 
 from .config import ConfigError
-from .loop import TrainingInterrupted
+from .errors import TrainingInterrupted
 
 DEBUG_VARIABLE = "DECISION_BACKBONES_DEBUG"
 

@@ -29,7 +29,7 @@ from typing import Annotated, Any, Callable, Literal, TypeVar
 import tyro
 import yaml
 
-from ..backbone import BACKBONE_CONFIGS, BackboneConfig, backbone_config
+from ..backbone_configs import BACKBONE_CONFIGS, BackboneConfig, backbone_config
 from ..kernels.backend import ScanBackend
 
 Schedule = Literal["cosine", "step", "constant"]
@@ -155,6 +155,17 @@ def override(config: C, **values: Any) -> C:
 
 
 # -- plain data ---------------------------------------------------------------------------------------
+def flat_fields(plain: dict[str, Any]) -> dict[str, Any]:
+    """{"run": {"seed": 0}} -> {"seed": 0}; the backbone stays one value (it is compared whole)."""
+    out = {}
+    for key, value in plain.items():
+        if isinstance(value, dict) and key != "backbone":
+            out.update(flat_fields(value))
+        else:
+            out[key] = value
+    return out
+
+
 def to_plain(config: Any) -> dict[str, Any]:
     """Dicts, lists, numbers and strings only; a backbone carries its registry name."""
     plain: dict[str, Any] = {}

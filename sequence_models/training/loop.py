@@ -37,9 +37,10 @@ from tqdm import tqdm
 from ..kernels.backend import use_scan_backend
 from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import ConfigError, RunConfig, config_document, to_plain
+from .config import ConfigError, RunConfig, config_document, flat_fields, to_plain
 from .device import pick_device
 from .distributed import Context, RankStopped
+from .errors import TrainingDiverged, TrainingInterrupted
 from .rng import seed_everything
 from .run_folder import MetricsLog, NoMetrics, RunFolder, Video, claim_fresh
 from .trainer import LossFunction, Trainer, finite_parameters
@@ -48,14 +49,6 @@ RESUMABLE_RUN_FIELDS = ("run_name", "runs_dir", "device", "cpu_threads", "compil
                         "log_every", "checkpoint_every", "eval_every", "progress", "dist_timeout_s",
                         "wandb", "wandb_project", "wandb_entity", "wandb_group", "wandb_tags")
 """RunConfig fields a resumed run may change: where and how fast it runs, not what it computes."""
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss (or a parameter) became NaN or infinite; the message names the last good checkpoint."""
-
-
-class TrainingInterrupted(RuntimeError):
-    """Ctrl-C: last.pt was written (or kept); the message is the command that resumes."""
 
 
 @dataclass
@@ -107,17 +100,6 @@ class Setup:
     @property
     def device(self) -> torch.device:
         return self.ctx.device
-
-
-def flat_fields(plain: dict[str, Any]) -> dict[str, Any]:
-    """{"run": {"seed": 0}} -> {"seed": 0}; the backbone stays one value (it is compared whole)."""
-    out = {}
-    for key, value in plain.items():
-        if isinstance(value, dict) and key != "backbone":
-            out.update(flat_fields(value))
-        else:
-            out[key] = value
-    return out
 
 
 def check_resumable(saved: dict[str, Any], now: dict[str, Any], resumable: tuple[str, ...], path: Path,
