@@ -43,3 +43,17 @@ def test_claims_suite_writes_the_table_csvs_and_plots(tmp_path, tiny_shakespeare
     assert {r["run"] for r in agent_runs} == {"mingru K=20 s0", "transformer K=20 s0", "mingru K=250 s0"}
     text = (out / "claims.md").read_text()
     assert "SMOKE" in text and "| claim | paper | ours | verdict | converged |" in text
+
+
+def test_a_finished_run_is_read_back_and_a_changed_setting_trains_again(tmp_path, capsys):
+    from sequence_models.benchmarks.claim_runs import train_once
+    from sequence_models.tasks import copy_config, copy_training
+    from sequence_models.training.config import override
+
+    config = override(copy_config.PRESETS["claims-copy"](), seq_len=4, n_memorize=2, steps=3, batch_size=4,
+                      eval_every=3, eval_examples=8, test_examples=8, warmup_steps=1)
+    first = train_once(copy_training.run, config, tmp_path, "r")
+    again = train_once(copy_training.run, override(config, eval_every=1, log_every=1), tmp_path, "r")  # cadence only
+    assert again == first and "finished earlier" in capsys.readouterr().out
+    changed = train_once(copy_training.run, override(config, lr=1e-4), tmp_path, "r")
+    assert changed["run_dir"] != first["run_dir"] and sorted(p.name for p in tmp_path.iterdir()) == ["r", "r-2"]

@@ -20,7 +20,7 @@ from agents.benchmarks.claims_suite import BACKBONES
 from agents.config import PRESETS, AgentConfig
 from agents.run import train_agent
 from sequence_models.backbone_configs import backbone_config
-from sequence_models.benchmarks.claim_runs import ClaimResult, read_curve
+from sequence_models.benchmarks.claim_runs import ClaimResult, read_curve, train_once
 from sequence_models.training.config import override
 
 RECURRENT = BACKBONES[1:]
@@ -66,8 +66,7 @@ def agents(runs_dir: Path, smoke: bool = False, seeds: tuple[int, ...] = (0, 1, 
                 episode_len = _episode_length(base)
             config = _config(base, backbone, seed, episode_len if context == -1 else 0)
             label = f"{backbone} K={config.context_len} s{seed}"
-            r: dict[str, Any] = train_agent(override(config, runs_dir=str(runs_dir), progress=False,
-                                                     run_name=label.replace(" ", "-").replace("=", "")), quiet=True)
+            r: dict[str, Any] = train_once(train_agent, config, runs_dir, label.replace(" ", "-").replace("=", ""))
             target = next(iter(r["final_score"]))
             score = r["final_score"][target]
             scores.setdefault((backbone, config.context_len), []).append(score)

@@ -5,6 +5,10 @@ its metrics.jsonl and checked: "flat" means the curve moves by at most `toleranc
 quarter of the run's steps (max - min of the evaluations at step >= 3/4 of the last one). A budget
 that stops on a slope is reported as not converged rather than silently taken as the answer.
 
+A claim's run that already finished under the same settings (runs_dir/NAME/results.json and a
+config.yaml equal in every field that decides the result) is read back instead of trained again
+(`train_once`), so an interrupted suite continues where it stopped and one claim can be re-run alone.
+
 `write_claims(results, out_dir)` writes claims.md (the claims table, then each claim's runs),
 claims.csv, claims_<claim>_runs.csv, and claims_<claim>.png with every run's curve
 (sequence_models/benchmarks/tables.py).
@@ -16,7 +20,11 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
+import yaml
+
+from ..training.config import flat_fields, override, to_plain
 from .tables import Table, write_tables
 
 CLAIM_COLUMNS = ("claim", "paper", "ours", "verdict", "converged")
@@ -41,6 +49,31 @@ class Curve:
 
     def points_in_last_quarter(self) -> int:
         return sum(s >= 0.75 * self.steps[-1] for s in self.steps) if self.steps else 0
+
+
+def finished_run(run_dir: Path, config: Any) -> dict[str, Any] | None:
+    """results.json of run_dir when it finished with the same result-deciding settings as config, else None."""
+    from ..training.loop import RESUMABLE_RUN_FIELDS
+
+    results, config_yaml = run_dir / "results.json", run_dir / "config.yaml"
+    if not (results.is_file() and config_yaml.is_file()):
+        return None
+    saved = flat_fields((yaml.safe_load(config_yaml.read_text()) or {}).get("config") or {})
+    now = flat_fields(to_plain(config))
+    if any(saved.get(k) != now.get(k) for k in set(saved) | set(now) if k not in RESUMABLE_RUN_FIELDS):
+        return None
+    done = json.loads(results.read_text())
+    return None if "error" in done else done  # a final evaluation that failed is run again
+
+
+def train_once(run: Callable[..., dict[str, Any]], config: Any, runs_dir: Path, name: str) -> dict[str, Any]:
+    """run(config) in runs_dir/name, quietly; a finished run with the same settings is read back instead."""
+    config = override(config, runs_dir=str(runs_dir), run_name=name, progress=False)
+    done = finished_run(Path(runs_dir) / name, config)
+    if done is not None:
+        print(f"  {name}: finished earlier with these settings, read from {Path(runs_dir) / name}")
+        return done
+    return run(config, quiet=True)
 
 
 def read_curve(run_dir: str | Path, metric: str, label: str) -> Curve:

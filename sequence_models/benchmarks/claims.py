@@ -14,19 +14,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..backbone_configs import backbone_config
 from ..tasks import copy_config, copy_training, lm_config, lm_training
 from ..training.config import override
-from .claim_runs import ClaimResult, read_curve
-
-Run = Callable[..., dict[str, Any]]
+from .claim_runs import ClaimResult, read_curve, train_once
 
 # Paper numbers (DESIGN.md): minGRU paper Table 1 (L=4096); DSF paper, WikiText-103, 3 x GRU-512.
 MINGRU_COPY_BY_DEPTH = (37.0, 96.8, 99.5)
 DSF_PAPER_PPL = {"bptt": 28.32, "dsf": 31.54, "truncated": 46.60}
 SHAKESPEARE_PAPER = {"mingru": 1.548, "transformer": 1.547}
+# Mamba paper Table 1 (selective copying): S6 layers 97.0-99.8 %, S4 18.3 % (no gate) to 57.0 % (gated).
+MAMBA_PAPER_COPY = "S6: 97.0-99.8 %"
+S4_PAPER_COPY = "S4: 18.3-57.0 %"
 
 
 def _smoke_copy(config):
@@ -42,10 +43,6 @@ def _smoke_lm(config):
                     eval_batches=2, warmup_steps=1, verify_data=False)
 
 
-def _train(run: Run, config, runs_dir: Path, name: str) -> dict[str, Any]:
-    return run(override(config, runs_dir=str(runs_dir), run_name=name, progress=False), quiet=True)
-
-
 def _backbone(config, name: str, **fields):
     return dataclasses.replace(config, backbone=backbone_config(name, **fields))
 
@@ -58,12 +55,14 @@ def copying(runs_dir: Path, smoke: bool = False, seed: int = 0) -> ClaimResult:
     models = [(f"{n} {k} layer{'s' * (k > 1)}", n, dict(n_layers=k, expansion=base.backbone.expansion, **width))
               for n in ("mingru", "minlstm") for k in (1, 2, 3)]
     models += [("lru 3 layers", "lru", dict(n_layers=3, **width)),
-               ("transformer 3 layers", "transformer", dict(n_layers=3, n_heads=4, **width))]
+               ("transformer 3 layers", "transformer", dict(n_layers=3, n_heads=4, **width)),
+               ("mamba 3 layers", "mamba", dict(n_layers=3, **width)),
+               ("s4d 3 layers", "s4d", dict(n_layers=3, **width))]
     result = ClaimResult("copying", f"Selective copying L={base.seq_len} M={base.n_memorize}, {base.steps} steps x "
                          f"{base.batch_size}, seed {seed}", tolerance=0.01)
     accuracy: dict[str, float] = {}
     for label, name, fields in models:
-        r = _train(copy_training.run, _backbone(base, name, **fields), runs_dir, f"copy-{label.replace(' ', '-')}")
+        r = train_once(copy_training.run, _backbone(base, name, **fields), runs_dir, f"copy-{label.replace(' ', '-')}")
         accuracy[label] = 100 * r["test_accuracy"]
         result.run_row(label, read_curve(r["run_dir"], "valid/accuracy", label), parameters=r["parameters"],
                        steps=r["steps"], test_accuracy_pct=accuracy[label])
@@ -80,6 +79,8 @@ def copying(runs_dir: Path, smoke: bool = False, seed: int = 0) -> ClaimResult:
     others = ["lru 3 layers", "transformer 3 layers"]
     result.claim("LRU / transformer, 3 layers, same budget", "-", " / ".join(f"{accuracy[x]:.1f}" for x in others) + " %",
                  None, others)
+    for label, paper in (("mamba 3 layers", MAMBA_PAPER_COPY), ("s4d 3 layers", S4_PAPER_COPY)):
+        result.claim(f"{label.split()[0]}, 3 layers, same budget", paper, f"{accuracy[label]:.1f} %", None, [label])
     return result
 
 
@@ -103,7 +104,7 @@ def dsf(runs_dir: Path, data_dir: str | None = None, smoke: bool = False, seed: 
     for cell in ("gru", "lstm", "rnn"):
         loss = {}
         for mode in ("bptt", "dsf", "truncated"):
-            r = _train(lm_training.run, _backbone(base, cell, d_model=d, n_layers=1, gradient=mode), runs_dir,
+            r = train_once(lm_training.run, _backbone(base, cell, d_model=d, n_layers=1, gradient=mode), runs_dir,
                        f"dsf-{cell}-{mode}")
             loss[mode] = _lm_row(result, r, f"{cell} {mode}")
         labels = [f"{cell} {m}" for m in ("bptt", "dsf", "truncated")]
@@ -119,7 +120,7 @@ def dsf(runs_dir: Path, data_dir: str | None = None, smoke: bool = False, seed: 
         for cell in ("mingru", "minlstm", "lru"):
             loss = {}
             for mode in ("bptt", "dsf"):
-                r = _train(lm_training.run, _backbone(base, cell, d_model=d, n_layers=1, gradient=mode), runs_dir,
+                r = train_once(lm_training.run, _backbone(base, cell, d_model=d, n_layers=1, gradient=mode), runs_dir,
                            f"dsf-{cell}-{mode}")
                 loss[mode] = _lm_row(result, r, f"{cell} {mode}")
             result.claim(f"{cell}: DSF against BPTT (valid loss)", "-",
@@ -138,7 +139,7 @@ def shakespeare(runs_dir: Path, data_dir: str | None = None, smoke: bool = False
                          f"{base.seq_len}, {base.steps} steps x {base.batch_size}, seed {seed}", tolerance=0.02)
     loss = {}
     for name, extra in models.items():
-        r = _train(lm_training.run, _backbone(base, name, **shape, **extra), runs_dir, f"shakespeare-{name}")
+        r = train_once(lm_training.run, _backbone(base, name, **shape, **extra), runs_dir, f"shakespeare-{name}")
         loss[name] = _lm_row(result, r, name)
     gap = loss["mingru"] - loss["transformer"]
     paper_gap = SHAKESPEARE_PAPER["mingru"] - SHAKESPEARE_PAPER["transformer"]
