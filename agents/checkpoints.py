@@ -29,7 +29,7 @@ def build_model(config: AgentConfig, info: DatasetInfo, store: TrajectoryStore |
         kwargs = dict(action_low=store.action_low, action_high=store.action_high,
                       state_mean=store.state_mean, state_std=store.state_std)
     return DecisionModel(info.obs_dim, info.act_dim, config.backbone, max_ep_len=max_ep_len,
-                         state_clip=config.state_clip, **kwargs)
+                         state_clip=config.state_clip, token_layout=config.token_layout, **kwargs)
 
 
 def check_shapes(info: dict[str, Any], obs_dim: int, act_dim: int, path: str | Path) -> None:

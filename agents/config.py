@@ -25,6 +25,7 @@ PRESET_NAMES = ("quick", "dt", *(f"{env}-{quality}" for env in ("hopper", "halfc
                                  for quality in ("simple", "medium", "expert")), "claims-cheetah")
 PresetName = Literal[PRESET_NAMES]  # type: ignore[valid-type]
 EvalMode = Literal["window", "recurrent"]
+TokenLayout = Literal["dt", "step"]
 Vectorization = Literal["auto", "sync", "async"]
 
 
@@ -51,6 +52,9 @@ class AgentConfig:
     # model
     backbone: BackboneChoice = MinGRUConfig(d_model=64, n_layers=2, dropout=0.0)
     """sequence backbone, a subcommand with its own options: backbone:mingru --backbone.expansion 1.5"""
+    token_layout: TokenLayout = "dt"
+    """dt: three tokens per step (R̂_t, s_t, a_t), â_t read at s_t; step: one token per step from R̂_t, s_t and
+    a_{t-1} together, â_t read there (agents/model.py)"""
     context_len: int = 20
     """K: steps per training segment and per evaluation window"""
     segment_start: Literal["any", "fit"] = "any"

@@ -14,7 +14,8 @@ Modes.
              on: every query then sees at most 3K-1 tokens, as in training, and a step costs O(K));
              kv_steps=0 keeps the whole episode (O(t) per step, attention beyond the trained span).
              After a step the cache is cut to 3·kv_steps-4 tokens, so that the next step's 3 new
-             tokens make 3·kv_steps-1: exactly a kv_steps-step window.
+             tokens make 3·kv_steps-1: exactly a kv_steps-step window (token_layout "step": kv_steps-1,
+             then 1 new token).
 Both give the same actions for the first K steps (the same tokens, one causal computation; with
 kv_steps >= K no cache entry is dropped before step K).
 
@@ -59,7 +60,7 @@ class Policy:
         self.model, self.mode, self.context_len, self.return_scale = model, mode, context_len, return_scale
         self.device = next(model.parameters()).device
         kv_steps = context_len if kv_steps == -1 else kv_steps
-        self.kv_keep_tokens = max(0, 3 * kv_steps - 4) if kv_steps else None  # None: keep the whole episode
+        self.kv_keep_tokens = model.kv_keep_tokens(kv_steps) if kv_steps else None  # None: keep the whole episode
         self.reset(batch_size)
 
     def reset(self, batch_size: int | None = None) -> None:

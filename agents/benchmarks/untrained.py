@@ -28,12 +28,12 @@ def benchmark_store() -> TrajectoryStore:
 
 
 def untrained_model(name: str, store: TrajectoryStore, context_len: int = 20, size: dict | None = None,
-                    device: str | torch.device = "cpu") -> DecisionModel:
+                    device: str | torch.device = "cpu", token_layout: str = "dt") -> DecisionModel:
     """An untrained DecisionModel with backbone `name` (DT size unless `size` says otherwise), in eval mode."""
     fields = {**DT_SIZE, **(size or {}), "dropout": 0.1}
     if name == "transformer":
         fields["n_heads"] = 1
-    config = AgentConfig(backbone=backbone_config(name, **fields), context_len=context_len)
+    config = AgentConfig(backbone=backbone_config(name, **fields), context_len=context_len, token_layout=token_layout)
     torch.manual_seed(0)
     return build_model(config, DatasetInfo.from_store(store), store).to(device).eval()
 
