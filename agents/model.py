@@ -2,7 +2,7 @@
 
     step t ─► (R̂_t, s_t, a_t), each through its own Linear, plus a learned timestep embedding,
               then one LayerNorm             ─► 3 tokens per step, interleaved R̂_1 s_1 a_1 R̂_2 ...
-           ─► Backbone (causal: transformer, mingru, minlstm, lru, gru, lstm, rnn; any gradient mode)
+           ─► Backbone (causal: transformer, mingru, minlstm, lru, gru, lstm, rnn, mamba, s4d; any gradient mode)
            ─► the s_t token's output ─► Linear ─► tanh, scaled to the action bounds ─► â_t
 
 `token_layout="step"` makes one token per step instead: the same three Linears summed,

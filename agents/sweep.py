@@ -228,7 +228,7 @@ def default_jobs() -> int:
 @dataclass(frozen=True)
 class SweepArgs:
     backbones: tuple[str, ...] = ("mingru", "transformer")
-    """backbone names from the registry: transformer, mingru, minlstm, lru, gru, lstm, rnn"""
+    """backbone names from the registry: transformer, mingru, minlstm, lru, gru, lstm, rnn, mamba, s4d"""
     gradients: tuple[str, ...] = ("bptt",)
     """gradient modes (bptt, dsf, truncated); combinations a backbone lacks are skipped"""
     datasets: tuple[str, ...] = (DEFAULT_DATASET_ID,)
