@@ -24,7 +24,7 @@ def test_claims_suite_writes_the_table_csvs_and_plots(tmp_path, tiny_shakespeare
     out = tmp_path / "claims"
     module = load_script("claims")
     module.main(["--claim", "all", "--smoke", "--out-dir", str(out), "--data-dir", str(tiny_shakespeare),
-                 "--agent-seeds", "0", "--agent-backbones", "mingru", "transformer", "--no-dsf-linear"])
+                 "--agent-seeds", "0", "--agent-backbones", "mingru", "transformer", "--no-dsf-linear", "--jobs", "1"])
     rows = list(csv.DictReader((out / "claims.csv").open()))
     assert list(rows[0]) == ["claim", "paper", "ours", "verdict", "converged"]
     claims = [r["claim"] for r in rows]
@@ -57,3 +57,18 @@ def test_a_finished_run_is_read_back_and_a_changed_setting_trains_again(tmp_path
     assert again == first and "finished earlier" in capsys.readouterr().out
     changed = train_once(copy_training.run, override(config, lr=1e-4), tmp_path, "r")
     assert changed["run_dir"] != first["run_dir"] and sorted(p.name for p in tmp_path.iterdir()) == ["r", "r-2"]
+
+
+def test_runs_in_worker_processes_give_what_one_process_gives(tmp_path):
+    from sequence_models.benchmarks.claim_runs import train_many
+    from sequence_models.tasks import copy_config, copy_training
+    from sequence_models.training.config import override
+
+    config = override(copy_config.PRESETS["claims-copy"](), seq_len=4, n_memorize=2, steps=3, batch_size=4,
+                      eval_every=3, eval_examples=8, test_examples=8, warmup_steps=1)
+    jobs = [(f"r{seed}", copy_training.run, override(config, seed=seed)) for seed in (0, 1)]
+    parallel = train_many(jobs, tmp_path / "parallel", workers=2)
+    alone = train_many(jobs, tmp_path / "alone", workers=1)
+    for name in ("r0", "r1"):
+        assert parallel[name]["test_accuracy"] == alone[name]["test_accuracy"]
+        assert parallel[name]["valid_loss"] == alone[name]["valid_loss"]

@@ -20,7 +20,7 @@ from agents.benchmarks.claims_suite import BACKBONES
 from agents.config import PRESETS, AgentConfig
 from agents.run import train_agent
 from sequence_models.backbone_configs import backbone_config
-from sequence_models.benchmarks.claim_runs import ClaimResult, read_curve, train_once
+from sequence_models.benchmarks.claim_runs import ClaimResult, read_curve, train_many
 from sequence_models.training.config import override
 
 RECURRENT = BACKBONES[1:]
@@ -51,7 +51,7 @@ def _mean_std(scores: list[float]) -> str:
 
 
 def agents(runs_dir: Path, smoke: bool = False, seeds: tuple[int, ...] = (0, 1, 2),
-           backbones: tuple[str, ...] = BACKBONES, whole_episode: bool = True) -> ClaimResult:
+           backbones: tuple[str, ...] = BACKBONES, whole_episode: bool = True, workers: int = 1) -> ClaimResult:
     """Every backbone at K=20, and the recurrent ones with whole-episode context; `seeds` each."""
     base = PRESETS["claims-cheetah"]()
     base = _smoke(base) if smoke else base
@@ -60,19 +60,23 @@ def agents(runs_dir: Path, smoke: bool = False, seeds: tuple[int, ...] = (0, 1, 
     scores: dict[tuple[str, int], list[float]] = {}
     episode_len = 0
     settings = [(b, 0) for b in backbones] + ([(b, -1) for b in backbones if b in RECURRENT] if whole_episode else [])
+    if any(context == -1 for _, context in settings):
+        episode_len = _episode_length(base)
+    plan = []
     for backbone, context in settings:
         for seed in seeds:
-            if context == -1 and not episode_len:
-                episode_len = _episode_length(base)
             config = _config(base, backbone, seed, episode_len if context == -1 else 0)
-            label = f"{backbone} K={config.context_len} s{seed}"
-            r: dict[str, Any] = train_once(train_agent, config, runs_dir, label.replace(" ", "-").replace("=", ""))
-            target = next(iter(r["final_score"]))
-            score = r["final_score"][target]
-            scores.setdefault((backbone, config.context_len), []).append(score)
-            result.run_row(label, read_curve(r["run_dir"], f"eval/normalized@{target}", label),
-                           parameters=r["parameters"], context=config.context_len, batch=config.batch_size,
-                           steps=r["steps"], target=target, normalized=score)
+            plan.append((f"{backbone} K={config.context_len} s{seed}", config))
+    runs = train_many([(_run_name(label), train_agent, config) for label, config in plan], runs_dir, workers)
+    for label, config in plan:
+        backbone = label.split()[0]
+        r: dict[str, Any] = runs[_run_name(label)]
+        target = next(iter(r["final_score"]))
+        score = r["final_score"][target]
+        scores.setdefault((backbone, config.context_len), []).append(score)
+        result.run_row(label, read_curve(r["run_dir"], f"eval/normalized@{target}", label),
+                       parameters=r["parameters"], context=config.context_len, batch=config.batch_size,
+                       steps=r["steps"], target=target, normalized=score)
     short = {b: s for (b, k), s in scores.items() if k == base.context_len}
     if short:
         means = {b: statistics.mean(s) for b, s in short.items()}
@@ -91,6 +95,10 @@ def agents(runs_dir: Path, smoke: bool = False, seeds: tuple[int, ...] = (0, 1, 
             result.claim(f"{backbone}: whole-episode context (K={episode_len}) against K={base.context_len}", "-",
                          f"{_mean_std(long)} vs {_mean_std(short[backbone])}", None, labels)
     return result
+
+
+def _run_name(label: str) -> str:
+    return label.replace(" ", "-").replace("=", "")
 
 
 def _std(scores: list[float]) -> float:

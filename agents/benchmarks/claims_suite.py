@@ -1,7 +1,7 @@
 """The papers' claims, reproduced at CPU scale: one command, one table.
 
   db-claims --claim all --data-dir ../shared/data/tinyshakespeare
-  db-claims --claim copying       # minGRU / minLSTM at 1, 2, 3 layers; LRU, transformer
+  db-claims --claim copying       # minGRU / minLSTM at 1, 2, 3 layers; LRU, transformer, Mamba, S4D
   db-claims --claim dsf           # GRU / LSTM / RNN: BPTT < DSF < truncated (+ DSF on minGRU, minLSTM, LRU)
   db-claims --claim shakespeare   # minGRU, minLSTM, LRU, transformer at one budget
   db-claims --claim agents        # every backbone on builtin/halfcheetah/gaits-v0, 3 seeds; K=250 vs 20
@@ -12,11 +12,14 @@ claims-shakespeare, train_agent --preset claims-cheetah), the same budget and se
 and checks every run's curve is flat over its last quarter. Writes under --out-dir: claims.md (the
 claims table: claim, paper, ours, verdict, converged; then each claim's runs), claims.csv,
 claims_<claim>_runs.csv, claims_<claim>.png (learning curves from each run's metrics.jsonl), and
-the run folders under <out-dir>/runs. Exit 0 when every verdict holds, 1 when one does not.
+the run folders under <out-dir>/runs. Runs go --jobs at a time (default one per core), each in its
+own process; a run that finished earlier with the same settings is read back, so the same command
+continues an interrupted suite. Exit 0 when every verdict holds, 1 when one does not.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +45,8 @@ class ClaimsArgs:
     """backbones of the agent claim (the recurrent ones also run whole-episode context)"""
     dsf_linear: bool = True
     """dsf claim: also DSF against BPTT on minGRU, minLSTM and LRU"""
+    jobs: int = 0
+    """runs at once, each in its own process with its preset's one thread (0: one per CPU core)"""
     smoke: bool = False
     """tiny budgets (seconds): checks the machinery; the verdicts mean nothing"""
 
@@ -58,16 +63,19 @@ def run_claims(args: ClaimsArgs) -> bool:
     names = ("copying", "dsf", "shakespeare", "agents") if args.claim == "all" else (args.claim,)
     runs = args.out_dir / "runs"
     start = time.perf_counter()
+    workers = args.jobs or os.cpu_count() or 1
     results = []
     for name in names:
+        print(f"claim {name}: {workers} run{'s' * (workers > 1)} at once", flush=True)
+        common = dict(smoke=args.smoke, workers=workers)
         if name == "copying":
-            results.append(claims.copying(runs, smoke=args.smoke, seed=args.seed))
+            results.append(claims.copying(runs, seed=args.seed, **common))
         elif name == "dsf":
-            results.append(claims.dsf(runs, args.data_dir, smoke=args.smoke, seed=args.seed, linear=args.dsf_linear))
+            results.append(claims.dsf(runs, args.data_dir, seed=args.seed, linear=args.dsf_linear, **common))
         elif name == "shakespeare":
-            results.append(claims.shakespeare(runs, args.data_dir, smoke=args.smoke, seed=args.seed))
+            results.append(claims.shakespeare(runs, args.data_dir, seed=args.seed, **common))
         else:
-            results.append(agents(runs, smoke=args.smoke, seeds=args.agent_seeds, backbones=args.agent_backbones))
+            results.append(agents(runs, seeds=args.agent_seeds, backbones=args.agent_backbones, **common))
     header = (f"# Claims at CPU scale{' (SMOKE: tiny budgets, no verdict means anything)' if args.smoke else ''}\n\n"
               f"{describe_machine(torch.device('cpu'))}; {time.perf_counter() - start:.0f} s wall time for "
               f"--claim {args.claim}.")

@@ -8,6 +8,7 @@ that stops on a slope is reported as not converged rather than silently taken as
 A claim's run that already finished under the same settings (runs_dir/NAME/results.json and a
 config.yaml equal in every field that decides the result) is read back instead of trained again
 (`train_once`), so an interrupted suite continues where it stopped and one claim can be re-run alone.
+A claim trains its runs through `train_many`: `workers` at once, each in its own process.
 
 `write_claims(results, out_dir)` writes claims.md (the claims table, then each claim's runs),
 claims.csv, claims_<claim>_runs.csv, and claims_<claim>.png with every run's curve
@@ -18,6 +19,9 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -74,6 +78,31 @@ def train_once(run: Callable[..., dict[str, Any]], config: Any, runs_dir: Path, 
         print(f"  {name}: finished earlier with these settings, read from {Path(runs_dir) / name}")
         return done
     return run(config, quiet=True)
+
+
+Job = tuple[str, Callable[..., dict[str, Any]], Any]
+"""(run name, the task's run function, its config)"""
+
+
+def train_many(jobs: list[Job], runs_dir: Path, workers: int = 1) -> dict[str, dict[str, Any]]:
+    """train_once every job, `workers` at once in their own processes; results by run name, one line per run."""
+    results: dict[str, dict[str, Any]] = {}
+    start = time.perf_counter()
+
+    def done(name: str, result: dict[str, Any]) -> None:
+        results[name] = result
+        print(f"  [{len(results)}/{len(jobs)}] {name} ({time.perf_counter() - start:.0f} s)", flush=True)
+
+    if workers <= 1 or len(jobs) <= 1:
+        for name, run, config in jobs:
+            done(name, train_once(run, config, runs_dir, name))
+        return results
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker: no forked torch threads
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        futures = {pool.submit(train_once, run, config, runs_dir, name): name for name, run, config in jobs}
+        for future in as_completed(futures):
+            done(futures[future], future.result())
+    return results
 
 
 def read_curve(run_dir: str | Path, metric: str, label: str) -> Curve:

@@ -19,7 +19,7 @@ from typing import Any
 from ..backbone_configs import backbone_config
 from ..tasks import copy_config, copy_training, lm_config, lm_training
 from ..training.config import override
-from .claim_runs import ClaimResult, read_curve, train_once
+from .claim_runs import ClaimResult, read_curve, train_many
 
 # Paper numbers (DESIGN.md): minGRU paper Table 1 (L=4096); DSF paper, WikiText-103, 3 x GRU-512.
 MINGRU_COPY_BY_DEPTH = (37.0, 96.8, 99.5)
@@ -47,7 +47,7 @@ def _backbone(config, name: str, **fields):
     return dataclasses.replace(config, backbone=backbone_config(name, **fields))
 
 
-def copying(runs_dir: Path, smoke: bool = False, seed: int = 0) -> ClaimResult:
+def copying(runs_dir: Path, smoke: bool = False, seed: int = 0, workers: int = 1) -> ClaimResult:
     """minGRU / minLSTM at 1, 2, 3 layers, LRU and transformer (3 layers): test accuracy at one budget."""
     base = override(copy_config.PRESETS["claims-copy"](), seed=seed)
     base = _smoke_copy(base) if smoke else base
@@ -61,8 +61,10 @@ def copying(runs_dir: Path, smoke: bool = False, seed: int = 0) -> ClaimResult:
     result = ClaimResult("copying", f"Selective copying L={base.seq_len} M={base.n_memorize}, {base.steps} steps x "
                          f"{base.batch_size}, seed {seed}", tolerance=0.01)
     accuracy: dict[str, float] = {}
-    for label, name, fields in models:
-        r = train_once(copy_training.run, _backbone(base, name, **fields), runs_dir, f"copy-{label.replace(' ', '-')}")
+    runs = train_many([(f"copy-{label.replace(' ', '-')}", copy_training.run, _backbone(base, name, **fields))
+                       for label, name, fields in models], runs_dir, workers)
+    for label, _, _ in models:
+        r = runs[f"copy-{label.replace(' ', '-')}"]
         accuracy[label] = 100 * r["test_accuracy"]
         result.run_row(label, read_curve(r["run_dir"], "valid/accuracy", label), parameters=r["parameters"],
                        steps=r["steps"], test_accuracy_pct=accuracy[label])
@@ -92,7 +94,7 @@ def _lm_row(result: ClaimResult, r: dict[str, Any], label: str) -> float:
 
 
 def dsf(runs_dir: Path, data_dir: str | None = None, smoke: bool = False, seed: int = 0,
-        linear: bool = True) -> ClaimResult:
+        linear: bool = True, workers: int = 1) -> ClaimResult:
     """GRU / LSTM / Elman RNN with bptt, dsf, truncated gradients (and minGRU / minLSTM / LRU with bptt and
     dsf when `linear`): validation loss on Tiny Shakespeare characters at one budget."""
     base = override(lm_config.PRESETS["claims-dsf"](), seed=seed, data_dir=data_dir)
@@ -101,12 +103,14 @@ def dsf(runs_dir: Path, data_dir: str | None = None, smoke: bool = False, seed: 
     result = ClaimResult("dsf", f"DSF: Tiny Shakespeare chars, 1 layer x {d}, stream batching, context {base.seq_len}, "
                          f"{base.steps} steps x {base.batch_size}, seed {seed}", tolerance=0.02)
     paper = " < ".join(f"{DSF_PAPER_PPL[m]:g}" for m in ("bptt", "dsf", "truncated")) + " ppl"
+    plan = [(cell, mode) for cell in ("gru", "lstm", "rnn") for mode in ("bptt", "dsf", "truncated")]
+    plan += [(cell, mode) for cell in ("mingru", "minlstm", "lru") for mode in ("bptt", "dsf")] if linear else []
+    runs = train_many([(f"dsf-{cell}-{mode}", lm_training.run,
+                        _backbone(base, cell, d_model=d, n_layers=1, gradient=mode)) for cell, mode in plan],
+                      runs_dir, workers)
     for cell in ("gru", "lstm", "rnn"):
-        loss = {}
-        for mode in ("bptt", "dsf", "truncated"):
-            r = train_once(lm_training.run, _backbone(base, cell, d_model=d, n_layers=1, gradient=mode), runs_dir,
-                       f"dsf-{cell}-{mode}")
-            loss[mode] = _lm_row(result, r, f"{cell} {mode}")
+        loss = {mode: _lm_row(result, runs[f"dsf-{cell}-{mode}"], f"{cell} {mode}")
+                for mode in ("bptt", "dsf", "truncated")}
         labels = [f"{cell} {m}" for m in ("bptt", "dsf", "truncated")]
         result.claim(f"{cell}: valid loss BPTT < DSF < truncated", f"{paper} (WikiText-103, 3 x GRU-512)",
                      " < ".join(f"{loss[m]:.3f}" for m in ("bptt", "dsf", "truncated")) + " nats",
@@ -118,18 +122,15 @@ def dsf(runs_dir: Path, data_dir: str | None = None, smoke: bool = False, seed: 
                      f"{ppl['dsf'] / ppl['bptt']:.3f}, {ppl['truncated'] / ppl['bptt']:.3f}", None, labels)
     if linear:
         for cell in ("mingru", "minlstm", "lru"):
-            loss = {}
-            for mode in ("bptt", "dsf"):
-                r = train_once(lm_training.run, _backbone(base, cell, d_model=d, n_layers=1, gradient=mode), runs_dir,
-                           f"dsf-{cell}-{mode}")
-                loss[mode] = _lm_row(result, r, f"{cell} {mode}")
+            loss = {mode: _lm_row(result, runs[f"dsf-{cell}-{mode}"], f"{cell} {mode}") for mode in ("bptt", "dsf")}
             result.claim(f"{cell}: DSF against BPTT (valid loss)", "-",
                          f"{loss['dsf']:.3f} vs {loss['bptt']:.3f} nats (ppl ratio "
                          f"{math.exp(loss['dsf'] - loss['bptt']):.3f})", None, [f"{cell} bptt", f"{cell} dsf"])
     return result
 
 
-def shakespeare(runs_dir: Path, data_dir: str | None = None, smoke: bool = False, seed: int = 0) -> ClaimResult:
+def shakespeare(runs_dir: Path, data_dir: str | None = None, smoke: bool = False, seed: int = 0,
+                workers: int = 1) -> ClaimResult:
     """minGRU, minLSTM, LRU and transformer at 2 x 128 and one budget: the gap to the transformer."""
     base = override(lm_config.PRESETS["claims-shakespeare"](), seed=seed, data_dir=data_dir)
     base = _smoke_lm(base) if smoke else base
@@ -137,10 +138,9 @@ def shakespeare(runs_dir: Path, data_dir: str | None = None, smoke: bool = False
     models = {"mingru": {}, "minlstm": {}, "lru": {}, "transformer": dict(n_heads=4)}
     result = ClaimResult("shakespeare", f"Tiny Shakespeare chars, {shape['n_layers']} x {shape['d_model']}, context "
                          f"{base.seq_len}, {base.steps} steps x {base.batch_size}, seed {seed}", tolerance=0.02)
-    loss = {}
-    for name, extra in models.items():
-        r = train_once(lm_training.run, _backbone(base, name, **shape, **extra), runs_dir, f"shakespeare-{name}")
-        loss[name] = _lm_row(result, r, name)
+    runs = train_many([(f"shakespeare-{name}", lm_training.run, _backbone(base, name, **shape, **extra))
+                       for name, extra in models.items()], runs_dir, workers)
+    loss = {name: _lm_row(result, runs[f"shakespeare-{name}"], name) for name in models}
     gap = loss["mingru"] - loss["transformer"]
     paper_gap = SHAKESPEARE_PAPER["mingru"] - SHAKESPEARE_PAPER["transformer"]
     result.claim("minGRU matches the transformer (loss gap minGRU - transformer within 0.05 nats)",
