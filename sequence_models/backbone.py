@@ -1,8 +1,10 @@
 """The residual stack around any token mixer (the mixer comes from a config: backbone_configs.py).
 
-    x ← x + dropout(mixer(LayerNorm(x)))
-    x ← x + dropout(MLP(LayerNorm(x)))        (skipped when mlp_ratio = 0)
-    y = LayerNorm(x)
+    x ← x + dropout(mixer(Norm(x)))
+    x ← x + dropout(MLP(Norm(x)))        (skipped when mlp_ratio = 0)
+    y = Norm(x)
+
+Norm is LayerNorm, or RMSNorm with `norm="rms"` (the config's field).
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from .backbone_configs import BackboneConfig
 from .shapes import check_sequence, check_step
 
 
+NORMS = {"layer": nn.LayerNorm, "rms": nn.RMSNorm}
+
+
 class ResidualBlock(nn.Module):
-    def __init__(self, mixer: nn.Module, d_model: int, mlp_ratio: float, dropout: float):
+    def __init__(self, mixer: nn.Module, d_model: int, mlp_ratio: float, dropout: float, norm: str = "layer"):
         super().__init__()
-        self.norm_mixer = nn.LayerNorm(d_model)
+        self.norm_mixer = NORMS[norm](d_model)
         self.mixer = mixer
         hidden = int(round(mlp_ratio * d_model))
-        self.norm_mlp = nn.LayerNorm(d_model) if hidden else None
+        self.norm_mlp = NORMS[norm](d_model) if hidden else None
         self.mlp = (
             nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, d_model)) if hidden else None
         )
@@ -47,10 +52,10 @@ class Backbone(nn.Module):
         super().__init__()
         self.config = config
         self.blocks = nn.ModuleList(
-            ResidualBlock(config.build_mixer(), config.d_model, config.mlp_ratio, config.dropout)
+            ResidualBlock(config.build_mixer(), config.d_model, config.mlp_ratio, config.dropout, config.norm)
             for _ in range(config.n_layers)
         )
-        self.norm = nn.LayerNorm(config.d_model)
+        self.norm = NORMS[config.norm](config.d_model)
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> list[Any]:
         return [block.mixer.init_state(batch_size, device=device, dtype=dtype) for block in self.blocks]

@@ -38,6 +38,8 @@ class BackboneConfig:
     """hidden width of each block's MLP, as a multiple of d_model; 0 removes the MLP"""
     gradient: GradientMode = "bptt"
     """how recurrent layers are trained: exact bptt, dsf (diagonal state feedback) or truncated"""
+    norm: Literal["layer", "rms"] = "layer"
+    """the blocks' pre-norms and the final norm: LayerNorm (GPT-2, DT) or RMSNorm (the minGRU reference's blocks)"""
 
     name: ClassVar[str] = ""
     gradient_modes: ClassVar[tuple[str, ...]] = ("bptt",)

@@ -36,7 +36,11 @@ def _mixers():
 
 def _stacks():
     names = [n for n in BACKBONE_CONFIGS]
-    return {f"stack_{n}": (lambda n=n: build_backbone(backbone_config(n, d_model=DIM, n_layers=2, dropout=0.0))) for n in names}
+    stacks = {f"stack_{n}": (lambda n=n: build_backbone(backbone_config(n, d_model=DIM, n_layers=2, dropout=0.0)))
+              for n in names}
+    stacks["stack_mingru_rmsnorm"] = lambda: build_backbone(backbone_config("mingru", d_model=DIM, n_layers=2,
+                                                                            dropout=0.0, norm="rms"))
+    return stacks
 
 
 MODULES = {**_mixers(), **_stacks()}
@@ -241,3 +245,11 @@ def test_bad_configs_raise_value_error():
         backbone_config("transformer", gradient="dsf")
     with pytest.raises(ValueError, match="no option"):
         backbone_config("mingru", n_heads=2)
+
+
+def test_rms_norm_replaces_every_layer_norm_of_the_stack():
+    from torch import nn
+
+    stack = build_backbone(backbone_config("lru", d_model=DIM, n_layers=2, norm="rms", mlp_ratio=2.0))
+    norms = [type(m) for m in stack.modules() if isinstance(m, (nn.LayerNorm, nn.RMSNorm))]
+    assert norms == [nn.RMSNorm] * 5  # two per block (mixer, MLP) and the final one
