@@ -31,6 +31,7 @@ import torch
 
 from agents.model import DecisionModel
 from sequence_models.attention import KVCache
+from sequence_models.backbone import BlockState
 
 MODES = ("window", "recurrent")
 
@@ -44,7 +45,12 @@ def trim_kv_cache(carry: Any, keep_tokens: int) -> Any:
         start = c.keys.shape[2] - keep_tokens
         return KVCache(c.keys[:, :, start:], c.values[:, :, start:], c.valid[:, start:])
 
-    return [trim(c) if isinstance(c, KVCache) and c.keys.shape[2] > keep_tokens else c for c in carry]
+    def layer(c: Any) -> Any:
+        if isinstance(c, BlockState):  # a block with a convolution: its mixer's state inside
+            return c._replace(mixer=layer(c.mixer))
+        return trim(c) if isinstance(c, KVCache) and c.keys.shape[2] > keep_tokens else c
+
+    return [layer(c) for c in carry]
 
 
 class Policy:

@@ -4,26 +4,36 @@
     x ← x + dropout(MLP(Norm(x)))        (skipped when mlp_ratio = 0)
     y = Norm(x)
 
-Norm is LayerNorm, or RMSNorm with `norm="rms"` (the config's field).
+Norm is LayerNorm, or RMSNorm with `norm="rms"` (the config's field). With `conv_kernel` K > 0 each
+block first adds a causal depthwise convolution of its input, x ← x + conv_K(x), and its state is
+BlockState(conv = the last K − 1 inputs, mixer = the mixer's state); without, the mixer's state alone.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from .backbone_configs import BackboneConfig
+from .causal_conv import CausalConv
 from .shapes import check_sequence, check_step
+
+
+class BlockState(NamedTuple):
+    conv: torch.Tensor  # (B, K - 1, d_model): the convolution's last inputs
+    mixer: Any
 
 
 NORMS = {"layer": nn.LayerNorm, "rms": nn.RMSNorm}
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, mixer: nn.Module, d_model: int, mlp_ratio: float, dropout: float, norm: str = "layer"):
+    def __init__(self, mixer: nn.Module, d_model: int, mlp_ratio: float, dropout: float, norm: str = "layer",
+                 conv_kernel: int = 0):
         super().__init__()
+        self.conv = CausalConv(d_model, conv_kernel) if conv_kernel else None
         self.norm_mixer = NORMS[norm](d_model)
         self.mixer = mixer
         hidden = int(round(mlp_ratio * d_model))
@@ -36,13 +46,34 @@ class ResidualBlock(nn.Module):
     def _mlp_residual(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.mlp is None else x + self.dropout(self.mlp(self.norm_mlp(x)))
 
+    def init_state(self, batch_size: int, device=None, dtype=None) -> Any:
+        mixer = self.mixer.init_state(batch_size, device=device, dtype=dtype)
+        return mixer if self.conv is None else BlockState(self.conv.init_state(batch_size, device, dtype), mixer)
+
+    def _split(self, state: Any) -> tuple[Any, Any]:
+        if self.conv is None or state is None:
+            return None, state
+        if not isinstance(state, BlockState):
+            raise ValueError(f"a block with a convolution carries a BlockState(conv, mixer), got {type(state).__name__}")
+        return state
+
     def forward(self, x: torch.Tensor, state: Any = None, **mixer_kwargs: Any) -> tuple[torch.Tensor, Any]:
+        conv_state, state = self._split(state)
+        if self.conv is not None:
+            convolved, conv_state = self.conv(x, conv_state)
+            x = x + convolved
         mixed, state = self.mixer(self.norm_mixer(x), state, **mixer_kwargs)
-        return self._mlp_residual(x + self.dropout(mixed)), state
+        out = self._mlp_residual(x + self.dropout(mixed))
+        return out, (state if self.conv is None else BlockState(conv_state, state))
 
     def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        conv_state, state = self._split(state)
+        if self.conv is not None:
+            convolved, conv_state = self.conv.step(x_t, conv_state)
+            x_t = x_t + convolved
         mixed, state = self.mixer.step(self.norm_mixer(x_t), state)
-        return self._mlp_residual(x_t + self.dropout(mixed)), state
+        out = self._mlp_residual(x_t + self.dropout(mixed))
+        return out, (state if self.conv is None else BlockState(conv_state, state))
 
 
 class Backbone(nn.Module):
@@ -52,13 +83,14 @@ class Backbone(nn.Module):
         super().__init__()
         self.config = config
         self.blocks = nn.ModuleList(
-            ResidualBlock(config.build_mixer(), config.d_model, config.mlp_ratio, config.dropout, config.norm)
+            ResidualBlock(config.build_mixer(), config.d_model, config.mlp_ratio, config.dropout, config.norm,
+                          config.conv_kernel)
             for _ in range(config.n_layers)
         )
         self.norm = NORMS[config.norm](config.d_model)
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> list[Any]:
-        return [block.mixer.init_state(batch_size, device=device, dtype=dtype) for block in self.blocks]
+        return [block.init_state(batch_size, device=device, dtype=dtype) for block in self.blocks]
 
     def _layer_states(self, state: list[Any] | None) -> list[Any]:
         if state is None:

@@ -40,6 +40,9 @@ class BackboneConfig:
     """how recurrent layers are trained: exact bptt, dsf (diagonal state feedback) or truncated"""
     norm: Literal["layer", "rms"] = "layer"
     """the blocks' pre-norms and the final norm: LayerNorm (GPT-2, DT) or RMSNorm (the minGRU reference's blocks)"""
+    conv_kernel: int = 0
+    """a causal depthwise convolution of this width before each block's mixer, residual (x + conv(x)), as
+    lucidrains' minGRU blocks (3); 0: none"""
 
     name: ClassVar[str] = ""
     gradient_modes: ClassVar[tuple[str, ...]] = ("bptt",)
@@ -52,6 +55,8 @@ class BackboneConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.mlp_ratio < 0:
             raise ValueError(f"mlp_ratio must be >= 0 (0 = no MLP), got {self.mlp_ratio}")
+        if self.conv_kernel < 0:
+            raise ValueError(f"conv_kernel must be >= 0 (0 = no convolution), got {self.conv_kernel}")
         if self.gradient not in GRADIENT_MODES:
             raise ValueError(f"unknown gradient mode {self.gradient!r}; valid modes: {', '.join(GRADIENT_MODES)}")
         if self.gradient not in self.gradient_modes:

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .causal_conv import causal_depthwise_conv
 from .scan import at_least_float32, linear_scan
 from .shapes import check_sequence, check_state, check_step
 
@@ -154,14 +155,14 @@ class Mamba(nn.Module):
         x, z = self.in_proj(u).chunk(2, dim=-1)
         conv_state = (torch.zeros(batch, self.d_conv - 1, self.d_inner, device=u.device, dtype=x.dtype)
                       if state is None else state.conv.to(x.dtype))
-        window = torch.cat([conv_state, x], dim=1)  # (B, d_conv - 1 + T, E): the conv's causal left context
-        x = F.silu(self.conv1d(window.transpose(1, 2)).transpose(1, 2))
+        x, conv_state = causal_depthwise_conv(x, conv_state, self.conv1d)
+        x = F.silu(x)
         delta, B, C = self._selection(x)
         with torch.autocast(device_type=u.device.type, enabled=False):
             x, delta, B, C = (at_least_float32(t) for t in (x, delta, B, C))
             y, ssm_state = self._scan(x, delta, B, C, None if state is None else state.ssm)
             gated = self._gated(y, x, z)
-        return self.out_proj(gated).to(u.dtype), MambaState(window[:, window.shape[1] - (self.d_conv - 1):], ssm_state)
+        return self.out_proj(gated).to(u.dtype), MambaState(conv_state, ssm_state)
 
     def _scan(self, x, delta, B, C, initial_state):
         """selective_scan over time chunks of at most scan_chunk_elements; checkpointed when chunked."""

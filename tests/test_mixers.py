@@ -40,6 +40,9 @@ def _stacks():
               for n in names}
     stacks["stack_mingru_rmsnorm"] = lambda: build_backbone(backbone_config("mingru", d_model=DIM, n_layers=2,
                                                                             dropout=0.0, norm="rms"))
+    for name, kernel in (("mingru", 3), ("transformer", 2), ("lstm", 4)):
+        stacks[f"stack_{name}_conv{kernel}"] = (lambda name=name, kernel=kernel: build_backbone(
+            backbone_config(name, d_model=DIM, n_layers=2, dropout=0.0, conv_kernel=kernel)))
     return stacks
 
 
