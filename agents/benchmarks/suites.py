@@ -7,13 +7,15 @@ is measured side by side in one run and reported as ratios.
   python scripts/benchmark.py --suite precision        # float32 scan error vs a float64 loop as T grows
   python scripts/benchmark.py --suite agent            # every backbone: evaluation env steps/s, per-step latency, training samples/s
   python scripts/benchmark.py --suite long-context     # agent training time per timestep at K = 20 ... 1000
+  python scripts/benchmark.py --suite peers            # d3rlpy's DecisionTransformer vs ours (transformer, minGRU): training, evaluation
   python scripts/benchmark.py --suite all              # layers (+ their gradient-mode ratios), agent, long-context, precision
 
 Each suite prints the device and versions and markdown tables, and writes under --out-dir
 (default benchmarks/) a CSV per table, <suite>.md with every table and PNG plots <suite>_*.png
 (sequence_models/benchmarks/tables.py). --suite all adds all.md and all_targets.csv: every target,
 its measured ratio and whether it is met. What each suite measures, and how, is in its module:
-sequence_models/benchmarks/{layers,gradient_modes,precision}.py, agents/benchmarks/{agent,long_context}.py.
+sequence_models/benchmarks/{layers,gradient_modes,precision}.py, agents/benchmarks/{agent,long_context,peers}.py.
+The peers suite is not part of all: its peer runs in a virtual environment of its own (agents/benchmarks/peers.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Literal
 
 import torch
 
-from agents.benchmarks import agent, long_context
+from agents.benchmarks import agent, long_context, peers
 from agents.benchmarks.options import AgentBenchmarkArgs
 from sequence_models.benchmarks import gradient_modes, layers, precision
 from sequence_models.benchmarks.machine import describe_machine
@@ -32,13 +34,13 @@ from sequence_models.kernels.backend import use_scan_backend
 from sequence_models.training.device import pick_device
 
 SUITES = {"layers": layers, "gradient-modes": gradient_modes, "precision": precision, "agent": agent,
-          "long-context": long_context}
+          "long-context": long_context, "peers": peers}
 ALL = ("layers", "agent", "long-context", "precision")
 
 
 @dataclass(frozen=True)
 class Args(AgentBenchmarkArgs):
-    suite: Literal["layers", "gradient-modes", "precision", "agent", "long-context", "all"] = "layers"
+    suite: Literal["layers", "gradient-modes", "precision", "agent", "long-context", "peers", "all"] = "layers"
     """which benchmark to run (all: layers, agent, long-context and precision, with one targets table)"""
 
 
