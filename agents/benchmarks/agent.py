@@ -29,7 +29,7 @@ def run(args: AgentBenchmarkArgs, device: torch.device) -> list[Table]:
     training = benchmark_training(store, args.backbones, args.train_steps, args.train_batch, repeats=args.repeats, **common)
     model = f"embed {args.embed}, {args.n_layers} layers, K=20, untrained"
     return [Table("agent_eval", f"Evaluation env steps/s, {args.episodes} episodes x {args.max_steps} steps, speed-up over "
-                                f"the DT/CORL loop ({model})", evaluation),
+                                f"the DT/CORL loop emulation ({model})", evaluation),
             Table("agent_latency", "Per-step inference latency: model ms per env step for a batch of envs, "
                                    "window vs recurrent (recurrent_speedup = window ms / mode ms)", latency),
             Table("agent_train", f"Training, batch {args.train_batch}, K=20 ({model}); vs_transformer > 1: faster", training)]

@@ -30,6 +30,7 @@ from agents.model import DecisionModel
 from agents.policy import Policy
 from envs.trajectory_store import TrajectoryStore
 
+BENCHMARK_BASE_ENV = "InvertedDoublePendulum-v5"
 BENCHMARK_ENV = "decision-backbones/InvertedDoublePendulumNoTermination-v0"
 TARGET = 9000.0
 
@@ -43,7 +44,7 @@ class NeverTerminates(gym.Wrapper):
 
 
 def _make_benchmark_env(**kwargs) -> gym.Env:
-    return NeverTerminates(gym.make("InvertedDoublePendulum-v5", **kwargs).unwrapped)
+    return NeverTerminates(gym.make(BENCHMARK_BASE_ENV, **kwargs).unwrapped)
 
 
 def benchmark_env_spec(max_steps: int) -> EnvSpec:
@@ -88,7 +89,7 @@ def benchmark_evaluation(store: TrajectoryStore, backbones=ALL_BACKBONES, episod
         model = untrained_model(name, store, context_len, size, device)
         steps, seconds, _ = dt_style_evaluation(model, spec, baseline_episodes, context_len, TARGET)
         baseline = steps / seconds
-        rows.append({"backbone": name, "method": "DT/CORL loop (1 env, K-window)", "envs": 1,
+        rows.append({"backbone": name, "method": "DT/CORL loop emulation (1 env, K-window)", "envs": 1,
                      "env_steps": steps, "seconds": seconds, "env_steps_per_s": baseline, "speedup": 1.0})
         for mode in ("window", "recurrent"):
             report = evaluate(model, spec, [TARGET], episodes, mode=mode, context_len=context_len, seed=0,

@@ -7,13 +7,15 @@ is measured side by side in one run and reported as ratios.
   python scripts/benchmark.py --suite precision        # float32 scan error vs a float64 loop as T grows
   python scripts/benchmark.py --suite agent            # every backbone: evaluation env steps/s, per-step latency, training samples/s
   python scripts/benchmark.py --suite long-context     # agent training time per timestep at K = 20 ... 1000
+  python scripts/benchmark.py --suite peers            # d3rlpy's DecisionTransformer vs ours (transformer, minGRU): training, evaluation
   python scripts/benchmark.py --suite all              # layers (+ their gradient-mode ratios), agent, long-context, precision
 
 Each suite prints the device and versions and markdown tables, and writes under --out-dir
 (default benchmarks/) a CSV per table, <suite>.md with every table and PNG plots <suite>_*.png
 (sequence_models/benchmarks/tables.py). --suite all adds all.md and all_targets.csv: every target,
 its measured ratio and whether it is met. What each suite measures, and how, is in its module:
-sequence_models/benchmarks/{layers,gradient_modes,precision}.py, agents/benchmarks/{agent,long_context}.py.
+sequence_models/benchmarks/{layers,gradient_modes,precision}.py, agents/benchmarks/{agent,long_context,peers}.py.
+The peers suite is not part of all: its peer runs in a virtual environment of its own (agents/benchmarks/peers.py).
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ from sequence_models.benchmarks.tables import Table, markdown_table, markdown_se
 
 SUITES = {"layers": "sequence_models.benchmarks.layers", "gradient-modes": "sequence_models.benchmarks.gradient_modes",
           "precision": "sequence_models.benchmarks.precision", "agent": "agents.benchmarks.agent",
-          "long-context": "agents.benchmarks.long_context"}
+          "long-context": "agents.benchmarks.long_context", "peers": "agents.benchmarks.peers"}
 """each suite's module (imported when it runs, so --help loads no torch): run(args, device) -> tables, plot"""
 ALL = ("layers", "agent", "long-context", "precision")
 
 
 @dataclass(frozen=True)
 class Args(AgentBenchmarkArgs):
-    suite: Literal["layers", "gradient-modes", "precision", "agent", "long-context", "all"] = "layers"
+    suite: Literal["layers", "gradient-modes", "precision", "agent", "long-context", "peers", "all"] = "layers"
     """which benchmark to run (all: layers, agent, long-context and precision, with one targets table)"""
 
 
