@@ -24,8 +24,8 @@ def store():
     return benchmark_store()
 
 
-def tiny_model(store, name: str, size: dict = TINY):
-    model = untrained_model(name, store, K, size)
+def tiny_model(store, name: str, size: dict = TINY, token_layout: str = "dt"):
+    model = untrained_model(name, store, K, size, token_layout=token_layout)
     with torch.no_grad():  # larger outputs than the init gives, so that a difference would show
         model.predict_action.weight.mul_(20)
     return model
@@ -45,9 +45,10 @@ def test_evaluator_and_benchmarks_step_through_the_one_policy():
     assert evaluator.Policy is evaluation.Policy is latency.Policy is Policy
 
 
+@pytest.mark.parametrize("token_layout", ["dt", "step"])
 @pytest.mark.parametrize("name", list(BACKBONE_CONFIGS))
-def test_window_and_recurrent_agree_on_first_k_steps(store, name):
-    model = tiny_model(store, name)
+def test_window_and_recurrent_agree_on_first_k_steps(store, name, token_layout):
+    model = tiny_model(store, name, token_layout=token_layout)
     inputs = random_inputs(model, K)
     window = play(Policy(model, "window", 3, K), inputs)
     recurrent = play(Policy(model, "recurrent", 3, K), inputs)
