@@ -1,5 +1,5 @@
 """S4D, the diagonal state-space layer ("On the Parameterization and Initialization of Diagonal State
-Space Models", Gu, Gupta, Goel & Ré 2022), run as a recurrence.
+Space Models", Gu, Gupta, Goel & Ré 2022).
 
 Each of the H channels u is its own linear system with N/2 complex modes (their conjugates are
 implied, hence the factor 2 in the output):
@@ -7,14 +7,17 @@ implied, hence the factor 2 in the output):
     A_n   = −exp(log_A_real_n) + i·A_imag_n                   (H, N/2), Re A < 0
     Δ     = exp(log_dt)                                      (H,), log_dt ~ U[log dt_min, log dt_max]
     Ā     = exp(Δ A),   B̄ = (Ā − 1) / A · B                  zero-order hold; B = 1 (C absorbs it)
-    h_t   = Ā ⊙ h_{t−1} + B̄ u_t                             (B, T, H, N/2), complex
+    h_t   = Ā ⊙ h_{t−1} + B̄ u_t                             (B, H, N/2), complex
     y_t   = 2 Re(Σ_n C_n h_{t,n}) + D ⊙ u_t
     out_t = GLU(output_linear(GELU(y_t)))                     GLU(a, b) = a ⊙ σ(b)
 
-The reference computes y as a convolution with the kernel K_l = 2 Re(C B̄ Ā^l); the recurrence above
-is the same map, run by the complex `linear_scan` (parallel in time, as the LRU), so that `forward`
-can carry a state between chunks and `step` is O(1) per token. Past `scan_chunk_elements` the scan
-runs over time chunks, each checkpointed under grad, as in mamba.py.
+The system is time-invariant, so `forward` runs it as the reference does, as a causal convolution
+with the kernel K_l = 2 Re(Σ_n C_n B̄_n Ā_n^l), l = 0..T−1, built from the Vandermonde matrix
+Ā_n^l = exp(l Δ A_n) (H, N/2, T), and never materialises the (B, T, H, N/2) states. The convolution
+is a Toeplitz matmul up to `direct_convolution_max_length` steps and an FFT past it (O(T log T)).
+A state h_0 carried in adds 2 Re(Σ_n C_n Ā_n^{t+1} h_{0,n}) to y_t, and the state after T steps is
+h_T = Ā^T h_0 + Σ_l Ā^{T−1−l} B̄ u_l, so chunks chain exactly; `step` runs the recurrence, O(1) per
+token. Past `scan_chunk_elements` the convolution runs over time chunks, each checkpointed under grad.
 
 Initialisations of A (Re A = −1/2 in both, n = 0..N/2 − 1):
     lin: Im A_n = π n                       (S4D-Lin, the default)
@@ -36,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .scan import at_least_float32, linear_scan
+from .scan import at_least_float32
 from .shapes import check_sequence, check_state, check_step
 
 S4D_INITS: tuple[str, ...] = ("lin", "inv")
@@ -53,7 +56,8 @@ def s4d_imaginary_init(d_state: int, init: str) -> torch.Tensor:
 
 
 class S4D(nn.Module):
-    scan_chunk_elements = 2**24  # largest (B, chunk, H, N/2) complex state tensor one scan chunk builds
+    scan_chunk_elements = 2**24  # most complex elements, H (N/2 + B) per step, of one chunk's Vandermonde and FFTs
+    direct_convolution_max_length = 128  # up to this many steps the convolution is a Toeplitz matmul, past it an FFT
 
     def __init__(
         self,
@@ -81,19 +85,25 @@ class S4D(nn.Module):
         self.D = nn.Parameter(torch.randn(H))
         self.output_linear = nn.Linear(H, 2 * H)
 
+    def _A_and_dt_A(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A, ΔA), complex (H, N/2)."""
+        A = torch.complex(-torch.exp(at_least_float32(self.log_A_real)), at_least_float32(self.A_imag))
+        return A, torch.exp(at_least_float32(self.log_dt)).unsqueeze(-1) * A
+
     def discretized(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(Ā, B̄) = (exp(ΔA), (exp(ΔA) − 1)/A), complex (H, N/2), by zero-order hold with B = 1."""
-        A = torch.complex(-torch.exp(at_least_float32(self.log_A_real)), at_least_float32(self.A_imag))
-        dt_A = torch.exp(at_least_float32(self.log_dt)).unsqueeze(-1) * A
+        A, dt_A = self._A_and_dt_A()
         A_bar = torch.exp(dt_A)
         return A_bar, (A_bar - 1) / A
+
+    def _head(self, y: torch.Tensor) -> torch.Tensor:
+        return F.glu(self.output_linear(F.gelu(y)), dim=-1)
 
     def _output(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """GLU(output_linear(GELU(2 Re(C h) + D u))); Re(C h) = C_re h_re − C_im h_im as one real contraction."""
         C = at_least_float32(self.C)
         C_pairs = torch.stack([C[..., 0], -C[..., 1]], dim=-1)  # (H, N/2, 2)
-        y = 2 * (torch.view_as_real(h) * C_pairs).sum((-1, -2)) + self.D * u  # faster than einsum on CPU
-        return F.glu(self.output_linear(F.gelu(y)), dim=-1)
+        return self._head(2 * (torch.view_as_real(h) * C_pairs).sum((-1, -2)) + self.D * u)
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> torch.Tensor:
         complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
@@ -111,12 +121,12 @@ class S4D(nn.Module):
         with torch.autocast(device_type=u.device.type, enabled=False):
             u32 = at_least_float32(u)
             batch, length, _ = u.shape
-            chunk = max(1, self.scan_chunk_elements // (batch * self.d_model * self.modes))
+            chunk = max(1, self.scan_chunk_elements // (self.d_model * (self.modes + batch)))
             if length <= chunk:
                 y, state = self._chunk(u32, state)
                 return y.to(u.dtype), state
-            # long sequences: chunk by chunk, each checkpointed under grad (its states are recomputed in
-            # backward), so neither the graph nor one pass holds the (B, T, H, N/2) states of all T steps
+            # long sequences: chunk by chunk, each checkpointed under grad (recomputed in backward), so neither
+            # the graph nor one pass holds the (H, N/2, T) Vandermonde or the (B, 2T, H) FFTs of all T steps
             outputs = []
             for start in range(0, length, chunk):
                 piece = u32[:, start:start + chunk]
@@ -128,10 +138,20 @@ class S4D(nn.Module):
             return torch.cat(outputs, dim=1).to(u.dtype), state
 
     def _chunk(self, u: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The outputs (B, T, H) of one stretch of time and the state after it."""
-        A_bar, B_bar = self.discretized()
-        h = linear_scan(A_bar, B_bar * u.unsqueeze(-1), state)  # (B, T, H, N/2)
-        return self._output(h, u), h[:, -1].clone()  # a copy, so the carry does not keep all of h alive
+        """The outputs (B, T, H) of one stretch of time and the state after it, by convolution."""
+        length = u.shape[1]
+        A, dt_A = self._A_and_dt_A()
+        powers = torch.exp(dt_A.unsqueeze(-1) * torch.arange(length + 1, device=u.device))  # Ā^l (H, N/2, T + 1)
+        B_bar = (powers[..., 1] - 1) / A
+        C = torch.view_as_complex(at_least_float32(self.C))
+        kernel = 2 * torch.einsum("hn,hnl->hl", C * B_bar, powers[..., :length]).real  # K_l (H, T)
+        y = causal_convolution(u, kernel, self.direct_convolution_max_length) + self.D * u
+        # h_T = Ā^T h_0 + Σ_l Ā^{T−1−l} B̄ u_l
+        new_state = B_bar * torch.einsum("bth,hnt->bhn", u.to(powers.dtype), powers[..., :length].flip(-1))
+        if state is not None:
+            y = y + 2 * torch.einsum("bhn,hnt->bth", C * state, powers[..., 1:]).real  # 2 Re(Σ_n C_n Ā_n^{t+1} h_0,n)
+            new_state = new_state + powers[..., length] * state
+        return self._head(y), new_state
 
     def step(self, u_t: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         check_step(u_t, self.d_model, "S4D")
@@ -143,3 +163,16 @@ class S4D(nn.Module):
             if state is not None:
                 h = A_bar * state + h
             return self._output(h, u32).to(u_t.dtype), h
+
+
+def causal_convolution(u: torch.Tensor, kernel: torch.Tensor, direct_max_length: int) -> torch.Tensor:
+    """y_t = Σ_{l ≤ t} K_l u_{t−l} per channel, u (B, T, H), K (H, T): a Toeplitz matmul up to
+    direct_max_length steps, else by FFT of length 2T (zero-padded, so no wrap-around)."""
+    length = u.shape[1]
+    if length <= direct_max_length:
+        # toeplitz[h, s, t] = K_{t−s} for t ≥ s, else 0: windows of K zero-padded on the left, reversed
+        toeplitz = F.pad(kernel, (length - 1, 0)).unfold(-1, length, 1).flip(-2)  # (H, T, T)
+        return torch.matmul(u.permute(2, 0, 1), toeplitz).permute(1, 2, 0)
+    n = 2 * length
+    spectrum = torch.fft.rfft(u, n=n, dim=1) * torch.fft.rfft(kernel.T, n=n, dim=0)
+    return torch.fft.irfft(spectrum, n=n, dim=1)[:, :length]
