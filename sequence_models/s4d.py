@@ -13,7 +13,8 @@ implied, hence the factor 2 in the output):
 
 The system is time-invariant, so `forward` runs it as the reference does, as a causal convolution
 with the kernel K_l = 2 Re(Σ_n C_n B̄_n Ā_n^l), l = 0..T−1, built from the Vandermonde matrix
-Ā_n^l = exp(l Δ A_n) (H, N/2, T), by FFT (O(T log T)), and never materialises the (B, T, H, N/2) states.
+Ā_n^l = exp(l Δ A_n) (H, N/2, T), and never materialises the (B, T, H, N/2) states. The convolution is
+a Toeplitz matmul up to `direct_convolution_max_length` steps and an FFT past it (O(T log T)).
 A state h_0 carried in adds 2 Re(Σ_n C_n Ā_n^{t+1} h_{0,n}) to y_t, and the state after T steps is
 h_T = Ā^T h_0 + Σ_l Ā^{T−1−l} B̄ u_l, so chunks chain exactly; `step` runs the recurrence, O(1) per
 token. Past `scan_chunk_elements` the convolution runs over time chunks, each checkpointed under grad.
@@ -56,6 +57,9 @@ def s4d_imaginary_init(d_state: int, init: str) -> torch.Tensor:
 
 class S4D(nn.Module):
     scan_chunk_elements = 2**24  # most complex elements, H (N/2 + B) per step, of one chunk's Vandermonde and FFTs
+    # up to this many steps the convolution is a Toeplitz matmul (exactly causal; as fast as the FFT at 32..96
+    # steps on one CPU thread), past it an FFT (causal up to rounding; O(T log T), ~2x faster from 128 steps)
+    direct_convolution_max_length = 96
 
     def __init__(
         self,
@@ -144,7 +148,7 @@ class S4D(nn.Module):
         C = torch.view_as_complex(at_least_float32(self.C))
         powers = powers_as_real_pairs(dt_A, length)  # (H, N, T + 1)
         kernel = 2 * torch.matmul(conjugate_pairs(C * B_bar).unsqueeze(1), powers[..., :length]).squeeze(1)  # (H, T)
-        y = causal_convolution(u, kernel) + self.D * u
+        y = causal_convolution(u, kernel, self.direct_convolution_max_length) + self.D * u
         # h_T = Ā^T h_0 + B̄ Σ_l Ā^{T−1−l} u_l; the sum as u reversed in time against Ā^0..Ā^{T−1}
         summed = torch.matmul(u.flip(1).permute(2, 0, 1), powers[..., :length].mT)  # (H, B, N)
         new_state = B_bar * torch.complex(*summed.permute(1, 0, 2).chunk(2, dim=-1))
@@ -179,11 +183,15 @@ def conjugate_pairs(z: torch.Tensor) -> torch.Tensor:
     return torch.cat([z.real, -z.imag], dim=-1)
 
 
-def causal_convolution(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """y_t = Σ_{l ≤ t} K_l u_{t−l} per channel, u (B, T, H), K (H, T), by FFT of length 2T (zero-padded, so
-    nothing wraps around) along the last axis (along T in (B, T, H), pocketfft is ~1.7x slower). On one CPU
-    thread this is as fast as a Toeplitz matmul at T ≈ 32..96 and faster below and above: no direct path."""
+def causal_convolution(u: torch.Tensor, kernel: torch.Tensor, direct_max_length: int) -> torch.Tensor:
+    """y_t = Σ_{l ≤ t} K_l u_{t−l} per channel, u (B, T, H), K (H, T). Up to direct_max_length steps a Toeplitz
+    matmul, exactly causal (its zeros stay zeros); past it an FFT of length 2T (zero-padded, so nothing wraps
+    around), causal up to rounding, along the last axis (along T in (B, T, H), pocketfft is ~1.7x slower)."""
     length = u.shape[1]
+    if length <= direct_max_length:
+        # toeplitz[h, s, t] = K_{t−s} for t ≥ s, else 0: windows of K zero-padded on the left, reversed
+        toeplitz = F.pad(kernel, (length - 1, 0)).unfold(-1, length, 1).flip(-2)  # (H, T, T)
+        return torch.matmul(u.permute(2, 0, 1), toeplitz).permute(1, 2, 0)
     n = 2 * length
     spectrum = torch.fft.rfft(u.transpose(1, 2), n=n) * torch.fft.rfft(kernel, n=n)
     return torch.fft.irfft(spectrum, n=n)[..., :length].transpose(1, 2)
