@@ -185,13 +185,13 @@ def conjugate_pairs(z: torch.Tensor) -> torch.Tensor:
 
 def causal_convolution(u: torch.Tensor, kernel: torch.Tensor, direct_max_length: int) -> torch.Tensor:
     """y_t = Σ_{l ≤ t} K_l u_{t−l} per channel, u (B, T, H), K (H, T). Up to direct_max_length steps a Toeplitz
-    matmul, exactly causal (its zeros stay zeros); past it an FFT of length 2T (zero-padded, so nothing wraps
-    around), causal up to rounding, along the last axis (along T in (B, T, H), pocketfft is ~1.7x slower)."""
+    matmul, exactly causal (its zeros stay zeros); past it an FFT of length ≥ 2T (zero-padded, so nothing
+    wraps around), causal up to rounding, along the last axis (along T in (B, T, H), pocketfft is ~1.7x slower)."""
     length = u.shape[1]
     if length <= direct_max_length:
         # toeplitz[h, s, t] = K_{t−s} for t ≥ s, else 0: windows of K zero-padded on the left, reversed
         toeplitz = F.pad(kernel, (length - 1, 0)).unfold(-1, length, 1).flip(-2)  # (H, T, T)
         return torch.matmul(u.permute(2, 0, 1), toeplitz).permute(1, 2, 0)
-    n = 2 * length
+    n = 1 << (2 * length - 1).bit_length()  # ≥ 2T, a power of two: 1.8-2.5x faster than 2T of odd factors
     spectrum = torch.fft.rfft(u.transpose(1, 2), n=n) * torch.fft.rfft(kernel, n=n)
     return torch.fft.irfft(spectrum, n=n)[..., :length].transpose(1, 2)
