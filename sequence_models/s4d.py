@@ -190,8 +190,8 @@ def causal_convolution(u: torch.Tensor, kernel: torch.Tensor, direct_max_length:
     wraps around), causal up to rounding, along the last axis (along T in (B, T, H), pocketfft is ~1.7x slower)."""
     length = u.shape[1]
     if length <= direct_max_length:
-        # windows[h, i, t] = K_{t+i−(T−1)} (0 at negative lags), windows of K zero-padded on the left; against u
-        # reversed in time, i = T−1−s, that is y_t = Σ_s u_s K_{t−s} (flipping u is cheaper than flipping windows)
+        # windows[h, i, t] = K_{t+i−(T−1)} (0 at negative lags), windows of K zero-padded on the left; against
+        # u reversed in time, i = T−1−s, that is y_t = Σ_s u_s K_{t−s} (flipping u costs less than the windows)
         windows = F.pad(kernel, (length - 1, 0)).unfold(-1, length, 1)  # (H, T, T)
         return torch.matmul(u.flip(1).permute(2, 0, 1), windows).permute(1, 2, 0)
     n = 1 << (2 * length - 1).bit_length()  # ≥ 2T, a power of two: 1.8-2.5x faster than 2T of odd factors
