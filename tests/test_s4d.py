@@ -110,6 +110,33 @@ def test_chunked_equals_whole_with_carried_state(split):
     torch.testing.assert_close(second, s4d_loop(layer, u[:, split:], state)[0], rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize("convolution", ["direct", "fft"])
+@pytest.mark.parametrize("length", [1, 2, 7, 40])
+def test_any_length_with_a_carried_state_matches_the_loop(convolution, length):
+    """One step, odd and longer lengths, with a state carried in, by Toeplitz matmul and by FFT: outputs, final
+    state and the gradients of the input, the carried state and the parameters as the loop's."""
+    layer = _layer()
+    layer.direct_convolution_max_length = length if convolution == "direct" else 0
+    u = _inputs(length=length, batch=2).requires_grad_()
+    generator = torch.Generator().manual_seed(4)
+    state = torch.randn(2, DIM, D_STATE // 2, dtype=torch.complex128, generator=generator).requires_grad_()
+    weights = torch.randn(2, length, DIM, dtype=torch.float64, generator=generator)
+    state_weights = torch.randn(2, DIM, D_STATE // 2, 2, dtype=torch.float64, generator=generator)
+    params = [u, state, *layer.parameters()]
+
+    def loss_and_outputs(forward):
+        y, final_state = forward(u, state)
+        return (y * weights).sum() + (torch.view_as_real(final_state) * state_weights).sum(), y, final_state
+
+    loss, y, final_state = loss_and_outputs(layer)
+    loss_loop, y_loop, final_state_loop = loss_and_outputs(lambda u, state: s4d_loop(layer, u, state))
+    torch.testing.assert_close(y, y_loop, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(final_state, final_state_loop, rtol=1e-9, atol=1e-10)
+    names = ["input", "state", *(n for n, _ in layer.named_parameters())]
+    for name, g, g_loop in zip(names, torch.autograd.grad(loss, params), torch.autograd.grad(loss_loop, params)):
+        torch.testing.assert_close(g, g_loop, rtol=1e-8, atol=1e-10, msg=name)
+
+
 def test_step_equals_forward():
     layer, u = _layer(), _inputs()
     y, final_state = layer(u)
@@ -124,7 +151,7 @@ def test_step_equals_forward():
 def test_long_sequence_is_finite():
     torch.manual_seed(0)
     layer = S4D(4, d_state=4)
-    layer.scan_chunk_elements = 65_536 * 4 * 2 // 8  # 8 checkpointed chunks
+    layer.scan_chunk_elements = 65_536 * 4 * 2 // 8  # 25 checkpointed chunks of 32,768 // (H (N/2 + B)) = 2,730 steps
     u = torch.randn(1, 65_536, 4, requires_grad=True)
     y, state = layer(u)
     assert torch.isfinite(y).all() and torch.isfinite(torch.view_as_real(state)).all()
