@@ -64,9 +64,9 @@ class Trainer:
         loss.backward()
         parameters = [p for p in self.model.parameters() if p.grad is not None]
         if self.optim.grad_clip > 0:
-            grad_norm = torch.nn.utils.clip_grad_norm_(parameters, self.optim.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(parameters, self.optim.grad_clip, foreach=True)
         else:
-            grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.detach().norm() for p in parameters]))
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters], foreach=True)
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
