@@ -41,6 +41,16 @@ def test_cpuinfo_flags_decide_native_bf16():
     assert not cpuinfo_has_native_bf16("no flags here\n")
 
 
+@pytest.mark.parametrize("value,expected", [("1", True), ("0", False)])
+def test_environment_overrides_the_detection(monkeypatch, value, expected):
+    monkeypatch.setenv(device_module.CPU_BF16_OVERRIDE, value)
+    device_module.cpu_has_native_bf16.cache_clear()
+    try:
+        assert device_module.cpu_has_native_bf16() is expected
+    finally:
+        device_module.cpu_has_native_bf16.cache_clear()
+
+
 def test_cpu_without_native_bf16_falls_back_to_float32_with_one_note(monkeypatch, capsys):
     monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: False)
     device_module._note_float32_fallback.cache_clear()

@@ -3,19 +3,23 @@
 Mixed precision (`--amp`) is bf16 autocast: matmuls and linear layers in bfloat16, everything the
 layers keep in float32 on purpose (scans, norms, the losses) in float32. It runs on CUDA and on
 CPUs that do bfloat16 in hardware (AVX512-BF16 or AMX-BF16); on other CPUs bf16 is emulated and
-slower than float32, so the run stays float32 and says so once.
+slower than float32, so the run stays float32 and says so once. The environment variable
+DECISION_BACKBONES_CPU_BF16=1 (or 0) overrides the detection: bf16 on any CPU (to check its
+numerics where it is emulated, or on a CPU the detection misses), or never.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 from pathlib import Path
 
 import torch
 
 NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+CPU_BF16_OVERRIDE = "DECISION_BACKBONES_CPU_BF16"
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -44,7 +48,13 @@ def cpuinfo_has_native_bf16(cpuinfo: str) -> bool:
 @functools.cache
 def cpu_has_native_bf16() -> bool:
     """True when this CPU does bfloat16 maths in hardware, read once from /proc/cpuinfo (Linux).
-    Without /proc/cpuinfo False: bf16 may be emulated there, and float32 is the safe choice."""
+    Without /proc/cpuinfo False: bf16 may be emulated there, and float32 is the safe choice.
+    DECISION_BACKBONES_CPU_BF16=1 / 0 decides instead."""
+    override = os.environ.get(CPU_BF16_OVERRIDE, "")
+    if override in ("0", "1"):
+        return override == "1"
+    if override:
+        raise ValueError(f"{CPU_BF16_OVERRIDE} must be 0 or 1, got {override!r}")
     try:
         return cpuinfo_has_native_bf16(Path("/proc/cpuinfo").read_text())
     except OSError:
