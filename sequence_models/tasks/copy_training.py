@@ -124,7 +124,7 @@ class CopyTask:
         loss, accuracy = copy_loss(logits, targets[rank * B:(rank + 1) * B])
         return loss, {"accuracy": accuracy}
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _score(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
         """(mean loss, mean per-token accuracy) over a fixed set."""
         was_training = self.model.training

@@ -167,7 +167,7 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
     return parse_config(LMConfig, PRESETS, "cpu-small", "lm", argv, description)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_split(model: LanguageModel, ids: torch.Tensor, config: LMConfig, carry: bool, ctx: Context,
                    use_amp: bool, max_batches: int = 0) -> float:
     """Mean cross-entropy in nats per token over the split (or its first max_batches batches).
