@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.envs.registration import EnvSpec
@@ -129,7 +130,7 @@ def with_time_limit(spec: EnvSpec, max_steps: int) -> EnvSpec:
     return dataclasses.replace(spec, max_episode_steps=max_steps if not limit else min(limit, max_steps))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(
     model: DecisionModel,
     env: EnvSpec | str,
@@ -147,13 +148,15 @@ def evaluate(
     kv_steps: int = -1,
     ctx: Context | None = None,
     allow_foreign_code: bool = False,
+    amp: bool = False,
 ) -> EvalReport:
     """Run len(targets) x episodes episodes in one vector env and report per-target returns and scores.
 
     env: an EnvSpec (or its plain data), a registered env id or a dataset id; checked once as data
     (envs.env_specs): a foreign entry point or wrapper is refused unless allow_foreign_code.
     kv_steps (recurrent mode, transformer): steps kept in the KV cache; -1: context_len; 0: all.
-    ctx: when distributed, this rank runs its share of the episodes and the report gathers them all."""
+    ctx: when distributed, this rank runs its share of the episodes and the report gathers them all.
+    amp: the model acts under bf16 autocast where the device does bf16 natively (training's --amp)."""
     if mode not in MODES:
         raise ValueError(f"mode must be 'window' or 'recurrent', got {mode!r}")
     if not targets or episodes < 1 or context_len < 1:
@@ -168,7 +171,7 @@ def evaluate(
     mine = shard(len(all_seeds), ctx)
     returns, lengths, steps_taken, recorded, seconds = (
         _run_episodes(model, spec, all_targets[mine.start:mine.stop], all_seeds[mine.start:mine.stop], horizon, mode,
-                      context_len, return_scale, vectorization, record_actions, kv_steps, allow_foreign_code)
+                      context_len, return_scale, vectorization, record_actions, kv_steps, allow_foreign_code, amp)
         if len(mine) else (np.zeros(0), np.zeros(0, dtype=np.int64), 0, [], 0.0))
     env_steps_total = steps_taken * len(mine)
     if ctx.enabled:  # every rank's share, in env order (shards are contiguous and in rank order)
@@ -199,7 +202,7 @@ def evaluate(
 
 def _run_episodes(model: DecisionModel, spec: EnvSpec, target_column: np.ndarray, seeds: list[int], horizon: int,
                   mode: str, context_len: int, return_scale: float, vectorization: str, record_actions: bool,
-                  kv_steps: int, allow_foreign_code: bool) -> tuple[np.ndarray, np.ndarray, int, list[np.ndarray], float]:
+                  kv_steps: int, allow_foreign_code: bool, amp: bool) -> tuple[np.ndarray, np.ndarray, int, list[np.ndarray], float]:
     """One vector env, env i conditioned on target_column[i] and reset with seeds[i]:
     (returns, lengths, steps taken, recorded actions, seconds after the env was made)."""
     batch = len(seeds)
@@ -211,19 +214,22 @@ def _run_episodes(model: DecisionModel, spec: EnvSpec, target_column: np.ndarray
     try:
         t0 = time.perf_counter()
         obs, _ = envs.reset(seed=list(seeds))
-        policy = Policy(model, mode, batch, context_len, kv_steps, return_scale)
+        policy = Policy(model, mode, batch, context_len, kv_steps, return_scale, amp)
         rtg = target_column.copy()  # unscaled R̂ per env
         returns = np.zeros(batch)
         lengths = np.zeros(batch, dtype=np.int64)
         done = np.zeros(batch, dtype=bool)
         recorded, steps_taken = [], 0
+        overlap = isinstance(envs, gym.vector.AsyncVectorEnv)
 
         for t in range(horizon):
             action = policy.act(flatten_observation(obs), rtg, t)  # as the store flattened the dataset's
-            action_np = action.float().cpu().numpy()
+            action_np = action.cpu().numpy()  # float32; the step's one host sync
+            if overlap:  # the workers step while this process records
+                envs.step_async(action_np)
             if record_actions:
                 recorded.append(action_np)
-            obs, reward, terminated, truncated, _ = envs.step(action_np)
+            obs, reward, terminated, truncated, _ = envs.step_wait() if overlap else envs.step(action_np)
             steps_taken += 1
             active = ~done
             returns[active] += reward[active]

@@ -20,6 +20,12 @@ Both give the same actions for the first K steps (the same tokens, one causal co
 kv_steps >= K no cache entry is dropped before step K).
 
 Return-to-go: act takes the unscaled R̂_t; it is multiplied by return_scale before embedding (as DT).
+
+Per step the Policy does only the model's work: it runs under torch.inference_mode (no autograd
+bookkeeping), the window lives in buffers allocated once per episode (WindowBuffer), nothing reads a
+device value back (the caller's copy of the actions is the one host sync), and with amp the model
+runs under the training core's bf16 autocast where the device does bf16 natively
+(sequence_models.training.device.amp_enabled); actions come back float32 either way.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import torch
 from agents.model import DecisionModel
 from sequence_models.attention import KVCache
 from sequence_models.backbone import BlockState
+from sequence_models.training.device import amp_enabled, autocast
 
 MODES = ("window", "recurrent")
 
@@ -53,11 +60,55 @@ def trim_kv_cache(carry: Any, keep_tokens: int) -> Any:
     return [layer(c) for c in carry]
 
 
+class WindowBuffer:
+    """The last `context_len` steps of B envs in tensors of 2·context_len slots, allocated once.
+
+    A step writes the next slot; when the slots run out, the last context_len−1 steps move to the
+    front (one copy every context_len+1 steps), so the window is always one slice of each buffer."""
+
+    def __init__(self, batch_size: int, context_len: int, obs_dim: int, act_dim: int, device: torch.device):
+        slots = 2 * context_len
+        self.context_len = context_len
+        self.states = torch.zeros(batch_size, slots, obs_dim, device=device)
+        self.actions = torch.zeros(batch_size, slots, act_dim, device=device)
+        self.returns_to_go = torch.zeros(batch_size, slots, 1, device=device)
+        self.timesteps = torch.zeros(batch_size, slots, dtype=torch.long, device=device)
+        self.end = self.steps = 0
+
+    def clear(self) -> None:
+        self.end = self.steps = 0
+
+    def push(self, return_to_go: torch.Tensor, state: torch.Tensor, timestep: int) -> None:
+        """Add one step (its action zero until set_last_action)."""
+        buffers = (self.states, self.actions, self.returns_to_go, self.timesteps)
+        if self.end == self.states.shape[1]:
+            keep = self.context_len - 1
+            for buffer in buffers:  # the source slots lie after the destination ones: no overlap
+                buffer[:, :keep] = buffer[:, self.end - keep:self.end]
+            self.end = keep
+        self.states[:, self.end] = state
+        self.returns_to_go[:, self.end] = return_to_go
+        self.timesteps[:, self.end] = timestep
+        self.actions[:, self.end] = 0
+        self.end += 1
+        self.steps += 1
+
+    def window(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(returns_to_go, states, actions, timesteps) of the last min(steps, context_len) steps."""
+        span = slice(max(0, self.end - self.context_len), self.end)
+        return self.returns_to_go[:, span], self.states[:, span], self.actions[:, span], self.timesteps[:, span]
+
+    def set_last_action(self, action: torch.Tensor) -> None:
+        self.actions[:, self.end - 1] = action
+
+
 class Policy:
-    """The model's actions for `batch_size` envs stepping together; reset() before every new episode."""
+    """The model's actions for `batch_size` envs stepping together; reset() before every new episode.
+
+    amp: run the model under bf16 autocast where the device does bf16 natively (else float32)."""
 
     def __init__(self, model: DecisionModel, mode: str, batch_size: int, context_len: int, kv_steps: int = -1,
-                 return_scale: float = 1e-3):
+                 return_scale: float = 1e-3, amp: bool = False):
         if mode not in MODES:
             raise ValueError(f"mode must be 'window' or 'recurrent', got {mode!r}")
         if batch_size < 1 or context_len < 1 or kv_steps < -1:
@@ -65,34 +116,37 @@ class Policy:
                              f"{context_len}, {kv_steps}")
         self.model, self.mode, self.context_len, self.return_scale = model, mode, context_len, return_scale
         self.device = next(model.parameters()).device
+        self.use_amp = amp_enabled(amp, self.device)
         kv_steps = context_len if kv_steps == -1 else kv_steps
         self.kv_keep_tokens = model.kv_keep_tokens(kv_steps) if kv_steps else None  # None: keep the whole episode
+        self.batch_size, self.window = 0, None
         self.reset(batch_size)
 
+    @torch.inference_mode()
     def reset(self, batch_size: int | None = None) -> None:
         """Forget the episode (the window history or the carried state); optionally change the batch size."""
-        self.batch_size = batch_size or self.batch_size
-        b, model, device = self.batch_size, self.model, self.device
-        self.states = torch.zeros(b, 0, model.obs_dim, device=device)
-        self.actions = torch.zeros(b, 0, model.act_dim, device=device)
-        self.returns_to_go = torch.zeros(b, 0, 1, device=device)
-        self.timesteps = torch.zeros(b, 0, dtype=torch.long, device=device)
+        batch_size = batch_size or self.batch_size
+        if self.mode == "window" and (self.window is None or batch_size != self.batch_size):
+            self.window = WindowBuffer(batch_size, self.context_len, self.model.obs_dim, self.model.act_dim, self.device)
+        elif self.window is not None:
+            self.window.clear()
+        self.batch_size = batch_size
         self.carry, self.previous_action, self.previous_timestep = None, None, None
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, observation, return_to_go, timestep: int) -> torch.Tensor:
-        """The actions (batch_size, act_dim) at `timestep` for raw env observations (batch_size, obs_dim)
+        """The actions (batch_size, act_dim), float32, at `timestep` for raw env observations (batch_size, obs_dim)
         and unscaled returns-to-go (batch_size,); the previous call must have been the previous timestep."""
         b, device = self.batch_size, self.device
         state = self.model.normalize_states(torch.as_tensor(observation, dtype=torch.float32, device=device))
         scaled = np.asarray(return_to_go, dtype=np.float64) * self.return_scale
         r = torch.as_tensor(scaled, dtype=torch.float32, device=device).reshape(-1).expand(b)[:, None]
-        t = torch.full((b,), timestep, dtype=torch.long, device=device)
-        if self.mode == "recurrent":
-            return self._recurrent(r, state, t)
-        return self._window(r, state, t)
+        with autocast(device, self.use_amp):
+            action = self._recurrent(r, state, timestep) if self.mode == "recurrent" else self._window(r, state, timestep)
+        return action.float()
 
-    def _recurrent(self, r: torch.Tensor, state: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def _recurrent(self, r: torch.Tensor, state: torch.Tensor, timestep: int) -> torch.Tensor:
+        t = torch.full((self.batch_size,), timestep, dtype=torch.long, device=self.device)
         action, self.carry = self.model.recurrent_actions(r, state, t, self.previous_action, self.previous_timestep,
                                                           self.carry)
         if self.kv_keep_tokens is not None:  # before the next call adds a_t, R̂_{t+1}, s_{t+1}
@@ -100,16 +154,8 @@ class Policy:
         self.previous_action, self.previous_timestep = action, t
         return action
 
-    def _window(self, r: torch.Tensor, state: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        keep = self.context_len - 1
-
-        def append(history: torch.Tensor, new: torch.Tensor) -> torch.Tensor:  # the last K steps, new one included
-            return torch.cat([history[:, -keep:] if keep else history[:, :0], new[:, None]], dim=1)
-
-        self.states = append(self.states, state)
-        self.returns_to_go = append(self.returns_to_go, r)
-        self.timesteps = append(self.timesteps, t)
-        self.actions = append(self.actions, torch.zeros(self.batch_size, self.model.act_dim, device=self.device))
-        action = self.model.window_actions(self.returns_to_go, self.states, self.actions, self.timesteps)
-        self.actions[:, -1] = action
+    def _window(self, r: torch.Tensor, state: torch.Tensor, timestep: int) -> torch.Tensor:
+        self.window.push(r, state, timestep)
+        action = self.model.window_actions(*self.window.window())
+        self.window.set_last_action(action)
         return action

@@ -58,7 +58,7 @@ def run_evaluation(model, config: AgentConfig, info: DatasetInfo, targets, mode:
         mode=mode or config.eval_mode, context_len=config.context_len, return_scale=config.return_scale,
         seed=evaluation_seed(config, seed), max_steps=config.eval_max_steps,
         vectorization=config.eval_vectorization, reference=reference, no_reference_reason=reason,
-        kv_steps=config.eval_kv_steps, ctx=ctx, allow_foreign_code=config.allow_foreign_env,
+        kv_steps=config.eval_kv_steps, ctx=ctx, allow_foreign_code=config.allow_foreign_env, amp=config.run.amp,
     )
 
 

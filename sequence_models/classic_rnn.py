@@ -68,6 +68,16 @@ class _ClassicRNN(nn.Module):
     def _from_torch(self, last) -> torch.Tensor:
         return last.squeeze(0)
 
+    def _fused(self, x: torch.Tensor, state: torch.Tensor | None):
+        """torch's fused module on x (B, T, dim) from our state: (outputs, torch's last state).
+
+        On CPU under autocast the recurrence runs in float32 with autocast off: oneDNN has no bf16
+        LSTM primitive for CPUs without native bf16, and the recurrence, like the scans, stays float32."""
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return self.rnn(x.float(), self._to_torch(None if state is None else state.float()))
+        return self.rnn(x, self._to_torch(state))
+
     def _cell(self, x: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
         """One step for N independent pairs: x (N, dim), previous (N, state_dim) -> (N, state_dim)."""
         raise NotImplementedError
@@ -75,7 +85,7 @@ class _ClassicRNN(nn.Module):
     def _exact_states(self, x: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
         """All states (B, T, state_dim) from the fused module, without a graph."""
         with torch.no_grad():
-            return self.rnn(x, self._to_torch(state))[0]
+            return self._fused(x, state)[0]
 
     def _check(self, x: torch.Tensor, state: torch.Tensor | None) -> None:
         check_sequence(x, self.dim, type(self).__name__)
@@ -85,7 +95,7 @@ class _ClassicRNN(nn.Module):
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         self._check(x, state)
         if self.gradient == "bptt" or not torch.is_grad_enabled():
-            out, last = self.rnn(x, self._to_torch(state))
+            out, last = self._fused(x, state)
             return self.to_out(out), self._from_torch(last)
         states = self._exact_states(x, state)
         states = state_feedback(self._cell, x, states, state, active_feedback(self), list(self.rnn.parameters()))
@@ -95,7 +105,7 @@ class _ClassicRNN(nn.Module):
         check_step(x_t, self.dim, type(self).__name__)
         if state is not None:
             check_state(state, (x_t.shape[0], self.state_dim), type(self).__name__)
-        out, last = self.rnn(x_t.unsqueeze(1), self._to_torch(state))
+        out, last = self._fused(x_t.unsqueeze(1), state)
         return self.to_out(out[:, 0]), self._from_torch(last)
 
     def _weights(self):
@@ -155,7 +165,7 @@ class LSTM(_ClassicRNN):
         c once the gates (functions of x_t and h_{t−1}) are known, so one batched gate evaluation
         and a parallel scan recover it. The last c is the fused module's own."""
         with torch.no_grad():
-            h, (_, c_last) = self.rnn(x, self._to_torch(state))
+            h, (_, c_last) = self._fused(x, state)
             h0, c0 = (None, None) if state is None else state.chunk(2, dim=-1)
             h_previous = torch.cat([torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1).to(h), h[:, :-1]], 1)
             w_ih, w_hh, b_ih, b_hh = self._weights()

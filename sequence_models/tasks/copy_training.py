@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..training.device import amp_enabled, autocast
 from ..training.loop import Evaluation, Setup, run_training
 from .copy_config import SCRIPT, CopyConfig
 from .language_model import POSITIONAL_EMBEDDING, LanguageModel
@@ -33,7 +34,7 @@ class CopyTask:
                                    positional_embedding=POSITIONAL_EMBEDDING[config.positional_embedding],
                                    max_len=self.task.total_len).to(device)
         self.generator = torch.Generator(device=device).manual_seed(config.run.seed)
-        self.use_amp = config.run.amp and device.type == "cuda"
+        self.use_amp = amp_enabled(config.run.amp, device)
         self.total_steps, self.steps_per_epoch, self.samples_per_step = config.steps, None, config.batch_size
 
     def loss(self, net) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -43,7 +44,7 @@ class CopyTask:
         loss, accuracy = copy_loss(logits, targets[rank * B:(rank + 1) * B])
         return loss, {"accuracy": accuracy}
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _score(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
         """(mean loss, mean per-token accuracy) over a fixed set."""
         was_training = self.model.training
@@ -52,7 +53,7 @@ class CopyTask:
         B = self.config.batch_size
         for i in range(0, inputs.shape[0], B):
             x, y = inputs[i:i + B], targets[i:i + B]
-            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            with autocast(x.device, self.use_amp):
                 logits, _ = self.model(x)
             loss, accuracy = copy_loss(logits, y)
             total_loss += loss.item() * x.shape[0]

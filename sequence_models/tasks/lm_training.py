@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from ..training import distributed
 from ..training.checkpoint import CheckpointError
+from ..training.device import amp_enabled, autocast
 from ..training.distributed import Context
 from ..training.loop import Evaluation, Setup, run_training
 from .language_model import POSITIONAL_EMBEDDING, LanguageModel, detach_state
@@ -34,7 +35,7 @@ from .lm_config import SCRIPT, LMConfig
 from .text import Corpus, StreamBatches, WindowSampler, load_corpus, windows
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_split(model: LanguageModel, ids: torch.Tensor, config: LMConfig, carry: bool, ctx: Context,
                    use_amp: bool, max_batches: int = 0) -> float:
     """Mean cross-entropy in nats per token over the split (or its first max_batches batches).
@@ -58,7 +59,7 @@ def evaluate_split(model: LanguageModel, ids: torch.Tensor, config: LMConfig, ca
             break
         if not mine(i):
             continue
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        with autocast(device, use_amp):
             logits, state = model(x, state if carry else None)
         total[0] += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum")
         total[1] += y.numel()
@@ -94,7 +95,7 @@ class LMTask:
         self.model = LanguageModel(self.corpus.vocab_size, backbone, tie_weights=config.tie_weights,
                                    positional_embedding=POSITIONAL_EMBEDDING[config.positional_embedding],
                                    max_len=config.seq_len).to(device)
-        self.use_amp = config.run.amp and device.type == "cuda"
+        self.use_amp = amp_enabled(config.run.amp, device)
         self.position = 0  # training batches drawn so far
         self.state = None  # the carried (detached) recurrent state, stream batching
 

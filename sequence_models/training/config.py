@@ -56,7 +56,7 @@ class RunConfig:
     cpu_threads: int = 1
     """torch threads on CPU (0: torch's default). 1 is fastest for small models, and far faster on a shared machine"""
     amp: bool = True
-    """bfloat16 autocast on CUDA (scans stay float32); ignored on CPU"""
+    """bfloat16 autocast for training and evaluation (scans, recurrences and losses stay float32) on CUDA and on CPUs with native bf16 (avx512_bf16 / amx_bf16); elsewhere float32, with one note"""
     compile: bool = False
     """torch.compile the model for training"""
     scan_backend: ScanBackend = "auto"

@@ -1,7 +1,8 @@
 """The optimizer step every task shares: AdamW (optim.py's decay rule), the schedule, AMP, clip,
 DDP, and the state an exact resume needs.
 
-One `train_step` is: the task's loss on its next batch (under bf16 autocast on CUDA when amp is on),
+One `train_step` is: the task's loss on its next batch (under bf16 autocast when amp is on and the
+device does bf16 natively: device.amp_enabled),
 backward, clip, step. Nothing in it waits for the device: loss, grad norm and the task's extra
 scalars are summed on the device and read (`.item()`) only by `read_metrics`, at log intervals.
 
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from .config import OptimConfig
+from .device import amp_enabled, autocast
 from .distributed import Context, all_gather_object, all_reduce_mean, wrap_ddp
 from .optim import build_optimizer
 from .rng import rng_state, seed_everything, set_rng_state
@@ -38,7 +40,7 @@ class Trainer:
         self.ctx = ctx or Context(device=device)
         self.samples_per_step, self.seed = samples_per_step, seed
         self.optimizer, self.scheduler = build_optimizer(model, optim, total_steps, device, steps_per_epoch)
-        self.use_amp = amp and device.type == "cuda"
+        self.use_amp = amp_enabled(amp, device)
         net = wrap_ddp(model, self.ctx)  # DDP all-reduces the gradients in backward
         self.net = torch.compile(net) if compile else net
         self.step = 0
@@ -56,15 +58,15 @@ class Trainer:
     def train_step(self) -> torch.Tensor:
         """One optimizer step; returns the loss as a device tensor (no host sync)."""
         self.model.train()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+        with autocast(self.device, self.use_amp):
             loss, extras = self.loss(self.net)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         parameters = [p for p in self.model.parameters() if p.grad is not None]
         if self.optim.grad_clip > 0:
-            grad_norm = torch.nn.utils.clip_grad_norm_(parameters, self.optim.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(parameters, self.optim.grad_clip, foreach=True)
         else:
-            grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.detach().norm() for p in parameters]))
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters], foreach=True)
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
