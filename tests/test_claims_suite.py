@@ -59,6 +59,26 @@ def test_a_finished_run_is_read_back_and_a_changed_setting_trains_again(tmp_path
     assert changed["run_dir"] != first["run_dir"] and sorted(p.name for p in tmp_path.iterdir()) == ["r", "r-2"]
 
 
+def test_a_field_added_since_at_its_default_is_no_difference(tmp_path, capsys):
+    import yaml
+
+    from sequence_models.benchmarks.claim_runs import finished_run, train_once
+    from sequence_models.tasks import copy_config, copy_training
+    from sequence_models.training.config import override
+
+    config = override(copy_config.PRESETS["claims-copy"](), seq_len=4, n_memorize=2, steps=2, batch_size=4,
+                      eval_every=2, eval_examples=8, test_examples=8, warmup_steps=1)
+    first = train_once(copy_training.run, config, tmp_path, "r")
+    config_yaml = tmp_path / "r" / "config.yaml"
+    document = yaml.safe_load(config_yaml.read_text())
+    del document["config"]["backbone"]["norm"]  # as written before the field existed
+    config_yaml.write_text(yaml.safe_dump(document))
+    assert finished_run(tmp_path / "r", override(config, run_name="r", runs_dir=str(tmp_path))) == first
+    document["config"]["backbone"]["gone"] = 1  # a field since removed: a different run
+    config_yaml.write_text(yaml.safe_dump(document))
+    assert finished_run(tmp_path / "r", config) is None
+
+
 def test_runs_in_worker_processes_give_what_one_process_gives(tmp_path):
     from sequence_models.benchmarks.claim_runs import train_many
     from sequence_models.tasks import copy_config, copy_training

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import yaml
 
-from ..training.config import flat_fields, override, to_plain
+from ..training.config import ConfigError, flat_fields, from_plain, override, to_plain
 from .tables import Table, write_tables
 
 CLAIM_COLUMNS = ("claim", "paper", "ours", "verdict", "converged")
@@ -56,13 +56,20 @@ class Curve:
 
 
 def finished_run(run_dir: Path, config: Any) -> dict[str, Any] | None:
-    """results.json of run_dir when it finished with the same result-deciding settings as config, else None."""
+    """results.json of run_dir when it finished with the same result-deciding settings as config, else None.
+
+    The saved config is read back through its class first, so a field added since (at its default) is
+    no difference; a field since removed or an unreadable file is."""
     from ..training.loop import RESUMABLE_RUN_FIELDS
 
     results, config_yaml = run_dir / "results.json", run_dir / "config.yaml"
     if not (results.is_file() and config_yaml.is_file()):
         return None
-    saved = flat_fields((yaml.safe_load(config_yaml.read_text()) or {}).get("config") or {})
+    try:
+        plain = (yaml.safe_load(config_yaml.read_text()) or {}).get("config")
+        saved = flat_fields(to_plain(from_plain(type(config), plain)))
+    except (ConfigError, yaml.YAMLError, AttributeError):
+        return None
     now = flat_fields(to_plain(config))
     if any(saved.get(k) != now.get(k) for k in set(saved) | set(now) if k not in RESUMABLE_RUN_FIELDS):
         return None
