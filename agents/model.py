@@ -31,9 +31,7 @@ import torch
 from torch import nn
 
 from sequence_models.backbone import build_backbone
-
 from sequence_models.backbone_configs import BackboneConfig
-
 
 TOKEN_LAYOUTS = ("dt", "step")
 

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from sequence_models.backbone import build_backbone
-
 from sequence_models.backbone_configs import backbone_config
 from sequence_models.classic_rnn import GRU, LSTM, RNN
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from sequence_models.backbone import build_backbone
-
 from sequence_models.backbone_configs import backbone_config
 from sequence_models.feedback import make_feedback, state_feedback
 from sequence_models.gradient_modes import FeedbackRangeWarning

@@ -9,7 +9,6 @@ import torch
 import tyro
 
 from sequence_models.backbone import build_backbone
-
 from sequence_models.backbone_configs import BackboneChoice, MambaConfig, backbone_config
 from sequence_models.kernels import cpu as cpu_kernels
 from sequence_models.kernels.backend import get_scan_backend, set_scan_backend

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 import tyro
 
 from sequence_models.backbone import build_backbone
-
 from sequence_models.backbone_configs import BackboneChoice, S4DConfig, backbone_config
 from sequence_models.kernels import cpu as cpu_kernels
 from sequence_models.kernels.backend import get_scan_backend, set_scan_backend
