@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-BACKBONES = ("transformer", "mingru", "minlstm", "lru", "gru", "lstm", "rnn")
+BACKBONES = ("transformer", "mingru", "minlstm", "lru", "gru", "lstm", "rnn", "mamba", "s4d")
 """the agent claim's backbones (agents/benchmarks/claims.py)"""
 
 
