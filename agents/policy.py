@@ -73,10 +73,10 @@ class WindowBuffer:
         self.actions = torch.zeros(batch_size, slots, act_dim, device=device)
         self.returns_to_go = torch.zeros(batch_size, slots, 1, device=device)
         self.timesteps = torch.zeros(batch_size, slots, dtype=torch.long, device=device)
-        self.end = self.steps = 0
+        self.end = 0
 
     def clear(self) -> None:
-        self.end = self.steps = 0
+        self.end = 0
 
     def push(self, return_to_go: torch.Tensor, state: torch.Tensor, timestep: int) -> None:
         """Add one step (its action zero until set_last_action)."""
@@ -91,10 +91,9 @@ class WindowBuffer:
         self.timesteps[:, self.end] = timestep
         self.actions[:, self.end] = 0
         self.end += 1
-        self.steps += 1
 
     def window(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(returns_to_go, states, actions, timesteps) of the last min(steps, context_len) steps."""
+        """(returns_to_go, states, actions, timesteps) of the last context_len steps (all of them before that)."""
         span = slice(max(0, self.end - self.context_len), self.end)
         return self.returns_to_go[:, span], self.states[:, span], self.actions[:, span], self.timesteps[:, span]
 
