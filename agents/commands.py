@@ -18,7 +18,7 @@ import tyro
 TRAIN_AGENT_HELP = """Train a Decision agent on a Minari dataset with any sequence backbone, then evaluate it.
 
     db-train-agent                                   # built-in dataset, small minGRU, minutes on a CPU
-    db-train-agent backbone:transformer --backbone.d-model 64 --backbone.n-layers 2
+    db-train-agent backbone:transformer              # the preset's 2 x 64, one head
     db-train-agent backbone:gru --backbone.gradient dsf
     db-train-agent --preset hopper-medium            # DT's settings on mujoco/hopper/medium-v0
     db-train-agent --preset hopper-medium --download backbone:lru

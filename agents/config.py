@@ -52,9 +52,9 @@ class AgentConfig:
     # model
     backbone: BackboneChoice = MinGRUConfig(d_model=64, n_layers=2, dropout=0.0)
     """sequence backbone, a subcommand with its own options: backbone:mingru --backbone.expansion 1.5"""
-    token_layout: TokenLayout = "dt"
-    """dt: three tokens per step (R̂_t, s_t, a_t), â_t read at s_t; step: one token per step from R̂_t, s_t and
-    a_{t-1} together, â_t read there (agents/model.py)"""
+    token_layout: TokenLayout = "step"
+    """step: one token per step from R̂_t, s_t and a_{t-1} together, â_t read there; dt: DT's three tokens per step
+    (R̂_t, s_t, a_t), â_t read at s_t (agents/model.py; the DT-paper presets use dt)"""
     context_len: int = 20
     """K: steps per training segment and per evaluation window"""
     segment_start: Literal["any", "fit"] = "any"
@@ -74,6 +74,9 @@ class AgentConfig:
     """return targets to condition on; empty: the dataset's best and mean episode returns"""
     eval_episodes: int = 10
     """episodes per target (all targets x episodes run in one vector env)"""
+    final_eval_episodes: int = 0
+    """episodes per target of the evaluation after the last step, the run's score (0: eval_episodes); one episode
+    here is bimodal (the cheetah flips or does not), so 10 episodes leave a standard error of ~10 normalized"""
     eval_mode: EvalMode = "recurrent"
     """window: re-run the last K steps each step (DT); recurrent: carry the backbone state (KV cache for the transformer)"""
     eval_vectorization: Vectorization = "auto"
@@ -88,9 +91,12 @@ class AgentConfig:
     headless: MUJOCO_GL=egl or osmesa)"""
 
     RESUMABLE: ClassVar[tuple[str, ...]] = (
-        "steps", "download", "allow_foreign_env", "eval_targets", "eval_episodes", "eval_mode", "eval_vectorization",
-        "eval_max_steps", "eval_kv_steps", "eval_video")
+        "steps", "download", "allow_foreign_env", "eval_targets", "eval_episodes", "final_eval_episodes", "eval_mode",
+        "eval_vectorization", "eval_max_steps", "eval_kv_steps", "eval_video")
     """fields a resumed run may change: a longer run, and how it is evaluated"""
+    DEFAULTS_BEFORE: ClassVar[dict[str, object]] = {"token_layout": "dt"}
+    """what a saved config (config.yaml, checkpoint) that lacks one of these fields meant: it was written before
+    the field existed, when the behaviour was this value (from_plain fills it in instead of today's default)"""
 
     def __post_init__(self) -> None:
         problems = []
@@ -106,8 +112,9 @@ class AgentConfig:
             problems.append("max_ep_len and eval_max_steps must be >= 0")
         if self.eval_kv_steps < -1:
             problems.append(f"eval_kv_steps must be -1 (context_len), 0 (all) or positive, got {self.eval_kv_steps}")
-        if self.eval_episodes < 1:
-            problems.append(f"eval_episodes must be >= 1, got {self.eval_episodes}")
+        if self.eval_episodes < 1 or self.final_eval_episodes < 0:
+            problems.append(f"eval_episodes must be >= 1 and final_eval_episodes >= 0, got {self.eval_episodes} and "
+                            f"{self.final_eval_episodes}")
         if not 0 <= self.eval_video <= self.eval_episodes:
             problems.append(f"eval_video must be in [0, eval_episodes={self.eval_episodes}], got {self.eval_video}")
         if (typo := mujoco_id_problem(self.dataset)) is not None:
@@ -128,8 +135,8 @@ def _dt(dataset: str, targets: tuple[float, ...], preset: str) -> AgentConfig:
     """The Decision Transformer paper's gym settings (DESIGN.md)."""
     return AgentConfig(
         preset=preset, dataset=dataset, backbone=TransformerConfig(d_model=128, n_layers=3, n_heads=1, dropout=0.1),
-        context_len=20, steps=100_000, batch_size=64, max_ep_len=1000, eval_targets=targets, eval_episodes=10,
-        eval_mode="window",
+        token_layout="dt", context_len=20, steps=100_000, batch_size=64, max_ep_len=1000, eval_targets=targets,
+        eval_episodes=10, eval_mode="window",
         run=RunConfig(eval_every=10_000, checkpoint_every=1000, log_every=100, cpu_threads=0),
         optim=OptimConfig(lr=1e-4, weight_decay=1e-4, warmup_steps=10_000, schedule="constant", grad_clip=0.25),
     )
@@ -148,9 +155,11 @@ PRESETS: dict[str, Callable[[], AgentConfig]] = {  # keys: PRESET_NAMES
     },
     # The agent claim at CPU scale (scripts/claims.py --claim agents): the built-in HalfCheetah gaits dataset,
     # on which backbones and context lengths differ; 2 x 64, K=20, 1000 steps x 64, evaluated every 250
-    # steps on 10 episodes per target (the dataset's best and mean returns), one CPU thread per run.
+    # steps on 10 episodes per target (the dataset's best and mean returns) and on 50 after the last step (the
+    # score), one CPU thread per run.
     "claims-cheetah": lambda: AgentConfig(
         preset="claims-cheetah", dataset="builtin/halfcheetah/gaits-v0", steps=1000, batch_size=64,
+        final_eval_episodes=50,
         run=RunConfig(eval_every=250, checkpoint_every=500, log_every=50, cpu_threads=1),
     ),
 }

@@ -24,7 +24,7 @@ class EvaluateArgs:
     targets: tuple[float, ...] = ()
     """return targets (default: the run's)"""
     episodes: int = 0
-    """episodes per target (default: the run's eval_episodes)"""
+    """episodes per target (default: the run's final_eval_episodes, else its eval_episodes)"""
     mode: Literal["", "window", "recurrent"] = ""
     """window (DT: re-run the last K steps) or recurrent (carry the state); default: the run's"""
     seed: int | None = None
@@ -98,7 +98,8 @@ def evaluate_checkpoint(args: EvaluateArgs) -> dict:
                       **overrides)
     targets = args.targets or tuple(config.eval_targets) or info.default_targets()
     report = run_evaluation(model, config, info, targets, mode=args.mode or config.eval_mode,
-                            episodes=args.episodes or config.eval_episodes, seed=args.seed)
+                            episodes=args.episodes or config.final_eval_episodes or config.eval_episodes,
+                            seed=args.seed)
     print(f"{path}: {config.backbone.name} ({config.backbone.gradient}) on {info.env_id}")
     print("\n".join(report.lines()))
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent

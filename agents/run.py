@@ -111,7 +111,9 @@ class AgentTask:
         self.last_report: EvalReport | None = None
 
     def evaluate(self, step: int, final: bool) -> Evaluation:
-        report = run_evaluation(self.model, self.config, self.info, self.targets, ctx=self.ctx)
+        episodes = self.config.final_eval_episodes if final else 0
+        report = run_evaluation(self.model, self.config, self.info, self.targets, episodes=episodes or None,
+                                ctx=self.ctx)
         self.last_report = report
         scalars, videos = eval_scalars(report), []
         if self.config.eval_video and self.ctx.is_main:  # after the unrendered evaluation, which it never slows

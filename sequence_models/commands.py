@@ -32,12 +32,13 @@ TRAIN_COPY_HELP = """Selective copying (Mamba; the minGRU paper's setting) with 
     db-train-copy                                    # cpu-small preset: L=256, M=16, minutes on a CPU
     db-train-copy --preset mingru-paper              # d_model 64, expansion 6, 3 layers, L=4096, M=16, vocab 16
     db-train-copy --steps 500 backbone:mingru --backbone.n-layers 1
-    db-train-copy backbone:lru --backbone.d-model 64  # another backbone starts from its own defaults
+    db-train-copy backbone:lru --backbone.d-model 32  # another backbone, the preset's shape unless set
     db-train-copy --run-name NAME --resume           # continue runs/NAME exactly
     db-train-copy --config runs/NAME/config.yaml     # re-run a run (flags after it override)
 
 A preset is a complete set of defaults; every flag overrides it. Naming `backbone:NAME` keeps the
-preset's backbone fields if NAME is the preset's backbone and starts from NAME's defaults otherwise.
+preset's backbone fields if NAME is the preset's backbone; another backbone keeps the preset's d_model,
+n_layers and dropout (unless --backbone.* flags set them) and takes NAME's defaults for the rest.
 Writes the run folder every task writes (sequence_models/training/run_folder.py) and prints a
 markdown results table.
 """

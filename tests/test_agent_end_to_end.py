@@ -57,6 +57,29 @@ def test_cli_default_parses_and_presets_map_to_minari_ids():
     assert {f"{e}-{q}" for e in ("hopper", "halfcheetah", "walker2d") for q in ("simple", "medium", "expert")} <= set(PRESETS)
 
 
+def shape(backbone) -> tuple:
+    return backbone.d_model, backbone.n_layers, backbone.dropout
+
+
+def test_a_swapped_backbone_keeps_the_presets_shape_unless_a_flag_sets_it():
+    """backbone:NAME for another backbone than the preset's: the same d_model, n_layers and dropout."""
+    from agents.config import parse_args
+
+    assert shape(parse_args([]).backbone) == (64, 2, 0.0)
+    transformer = parse_args(["backbone:transformer"]).backbone
+    assert transformer.name == "transformer" and shape(transformer) == (64, 2, 0.0)
+    assert shape(parse_args(["--preset", "dt", "backbone:mingru"]).backbone) == (128, 3, 0.1)
+    assert shape(parse_args(["backbone:lru", "--backbone.n-layers", "4", "--backbone.dropout=0.2"]).backbone) == (
+        64, 4, 0.2)
+
+
+def test_a_swapped_backbone_that_cannot_take_the_presets_shape_says_why():
+    from agents.config import parse_args
+
+    with pytest.raises(ConfigError, match=r"^backbone:transformer with the preset's d_model=64.*multiple of n_heads"):
+        parse_args(["backbone:transformer", "--backbone.n-heads", "128"])
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
@@ -88,3 +111,14 @@ def test_evaluate_agent_script_reads_a_run_folder(tmp_path):
     assert summary["checkpoint"].endswith("best.pt") and summary["mode"] == "window"
     assert len(summary["targets"]) == 1 and len(summary["targets"][0]["returns"]) == 3
     assert (run_dir / "eval-best-window.json").is_file()
+
+
+def test_the_final_evaluation_runs_final_eval_episodes(tmp_path, monkeypatch):
+    """The run's score (the evaluation after the last step) may use more episodes than the curve's evaluations."""
+    import agents.run
+
+    asked = []
+    evaluate = agents.run.run_evaluation
+    monkeypatch.setattr(agents.run, "run_evaluation", lambda *a, **kw: asked.append(kw["episodes"]) or evaluate(*a, **kw))
+    results = train_agent(tiny_config(tmp_path, eval_every=2, final_eval_episodes=3), quiet=True)
+    assert asked == [None, 3] and [len(t["returns"]) for t in results["final"]["targets"]] == [3, 3]

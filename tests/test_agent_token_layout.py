@@ -78,3 +78,26 @@ def test_a_run_trains_saves_and_evaluates_with_it(tmp_path):
     model, config, _ = load_agent(f"{result['run_dir']}/checkpoints/last.pt", torch.device("cpu"))
     assert config.token_layout == "step" and model.token_layout == "step"
     assert all(np.isfinite(v) for v in result["final_score"].values())
+
+
+def test_the_default_is_one_token_per_step_and_the_dt_presets_keep_dts():
+    from agents.config import PRESETS, AgentConfig
+
+    assert AgentConfig().token_layout == "step" and PRESETS["claims-cheetah"]().token_layout == "step"
+    assert {PRESETS[name]().token_layout for name in ("dt", "hopper-medium", "walker2d-expert")} == {"dt"}
+
+
+def test_a_config_saved_before_the_field_existed_keeps_dts_layout(tmp_path):
+    """A config.yaml or checkpoint without token_layout was written when every run used DT's layout."""
+    import yaml
+
+    from agents.config import AgentConfig
+    from sequence_models.training.config import from_plain, load_config_file, to_plain
+
+    plain = to_plain(AgentConfig())
+    assert from_plain(AgentConfig, plain).token_layout == "step"
+    del plain["token_layout"]
+    assert from_plain(AgentConfig, plain).token_layout == "dt"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"task": "agent", "command": "old", "config": plain}))
+    assert load_config_file(path, AgentConfig, "agent").token_layout == "dt"

@@ -256,7 +256,8 @@ def _backbone(value: Any, where: str) -> BackboneConfig:
 
 def from_plain(config_class: type[C], plain: Any, where: str = "config") -> C:
     """The config a to_plain dict describes; a ConfigError names the first field that does not fit.
-    Fields the dict leaves out take the class's defaults."""
+    Fields the dict leaves out take the class's defaults, except those in its DEFAULTS_BEFORE (a field
+    added with a new default: a dict without it was saved before it existed and keeps the old value)."""
     if not isinstance(plain, dict):
         raise ConfigError(f"{where} must be a mapping of field names to values, got {type(plain).__name__}")
     hints = typing.get_type_hints(config_class, include_extras=True)
@@ -265,7 +266,7 @@ def from_plain(config_class: type[C], plain: Any, where: str = "config") -> C:
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {unknown}; known: {', '.join(names)}")
     values = {}
-    for name, value in plain.items():
+    for name, value in {**getattr(config_class, "DEFAULTS_BEFORE", {}), **plain}.items():
         if name == "backbone":
             values[name] = _backbone(value, f"{where}.backbone")
         else:
@@ -334,6 +335,26 @@ def cli(config_class: type[C], argv: list[str] | None = None, description: str |
         raise ConfigError(str(e)) from None
 
 
+BACKBONE_SHAPE = ("d_model", "n_layers", "dropout")
+"""what a backbone swapped by `backbone:NAME` keeps from the preset (or --config) it replaces"""
+
+
+def keep_backbone_shape(config: C, default: C, argv: list[str]) -> C:
+    """`backbone:NAME` naming another backbone than the default's: the new one keeps the default's d_model,
+    n_layers and dropout where no --backbone.* flag sets them (so a swap compares backbones of one shape);
+    its other options start at NAME's defaults."""
+    new, old = getattr(config, "backbone", None), getattr(default, "backbone", None)
+    if new is None or old is None or type(new) is type(old):
+        return config
+    given = {a.split("=")[0].removeprefix("--backbone.").replace("-", "_") for a in argv if a.startswith("--backbone.")}
+    kept = {name: getattr(old, name) for name in BACKBONE_SHAPE if name not in given}
+    try:
+        return dataclasses.replace(config, backbone=dataclasses.replace(new, **kept))
+    except (ValueError, TypeError) as e:
+        shape = ", ".join(f"{k}={v}" for k, v in kept.items())
+        raise ConfigError(f"backbone:{new.name} with the preset's {shape}: {e}") from None
+
+
 def parse_config(config_class: type[C], presets: dict[str, Callable[[], C]], default_preset: str, task: str,
                  argv: list[str] | None = None, description: str | None = None) -> C:
     """--preset NAME or --config FILE first (the defaults), then every other flag through tyro.
@@ -353,7 +374,7 @@ def parse_config(config_class: type[C], presets: dict[str, Callable[[], C]], def
         if name not in presets:
             raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(presets)}")
         default = dataclasses.replace(presets[name](), preset=name)
-    config = cli(config_class, rest, description, default)
+    config = keep_backbone_shape(cli(config_class, rest, description, default), default, rest)
     run = getattr(config, "run", None)
     if getattr(run, "wandb", False):  # stop before any data is loaded, not at the first log
         from .wandb_logging import INSTALL_HINT, wandb_missing
