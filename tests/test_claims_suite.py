@@ -3,6 +3,7 @@ learning-curve PNGs are written. The verdicts of such budgets mean nothing; test
 (marked slow) asserts them from real runs of the presets."""
 
 import csv
+import json
 
 import pytest
 
@@ -32,6 +33,8 @@ def test_claims_suite_writes_the_table_csvs_and_plots(tmp_path, tiny_shakespeare
     assert any(c.startswith("gru: valid loss BPTT < DSF < truncated") for c in claims)
     assert any(c.startswith("minGRU matches the transformer") for c in claims)
     assert any(c.startswith("mingru: whole-episode context") for c in claims)
+    assert "mingru within 5 points of the transformer (K=20)" in claims
+    assert any(c.startswith("mingru: recurrent evaluation no worse than window") for c in claims)
     assert all(r["verdict"] in ("holds", "does not hold", "reported") for r in rows)
     assert all(r["converged"] == "yes" or r["converged"].startswith("no: ") for r in rows)
     for claim in ("copying", "dsf", "shakespeare", "agents"):
@@ -41,6 +44,8 @@ def test_claims_suite_writes_the_table_csvs_and_plots(tmp_path, tiny_shakespeare
     agent_runs = list(csv.DictReader((out / "claims_agents_runs.csv").open()))
     assert {r["context"] for r in agent_runs} == {"20", "250"}  # K=20 and whole episodes (the 250-step limit)
     assert {r["run"] for r in agent_runs} == {"mingru K=20 s0", "transformer K=20 s0", "mingru K=250 s0"}
+    window = json.loads((out / "runs" / "mingru-K20-s0" / "eval-last-window.json").read_text())
+    assert window["mode"] == "window" and len(window["targets"]) == 1
     text = (out / "claims.md").read_text()
     assert "SMOKE" in text and "| claim | paper | ours | verdict | converged |" in text
 
