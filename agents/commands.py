@@ -150,10 +150,13 @@ def evaluate_agent(argv: list[str] | None = None) -> None:
 
 # -- make-dataset -------------------------------------------------------------------------------------
 def make_dataset_main(argv: list[str] | None = None) -> None:
-    from envs.dataset_making import MakeDatasetArgs, make_datasets
+    from envs.command_args import MakeDatasetArgs
     from sequence_models.training.config import cli
 
-    make_datasets(cli(MakeDatasetArgs, argv, MAKE_DATASET_HELP))
+    args = cli(MakeDatasetArgs, argv, MAKE_DATASET_HELP)
+    from envs.dataset_making import make_datasets  # after parsing: --help needs no gymnasium
+
+    make_datasets(args)
 
 
 def make_dataset(argv: list[str] | None = None) -> None:
@@ -164,12 +167,15 @@ def make_dataset(argv: list[str] | None = None) -> None:
 def measure_reference_scores_main(argv: list[str] | None = None) -> None:
     import os
 
-    from envs.reference_measuring import MeasureArgs, measure_reference_scores
+    from envs.command_args import MeasureArgs
     from sequence_models.training.config import cli
+
+    args = cli(MeasureArgs, argv, MEASURE_REFERENCE_SCORES_HELP)
+    from envs.reference_measuring import measure_reference_scores  # after parsing: --help needs no minari
 
     program = os.path.relpath(sys.argv[0]) if sys.argv[0].endswith(".py") else os.path.basename(sys.argv[0])
     command = ("python " if program.endswith(".py") else "") + " ".join([program, *sys.argv[1:]])
-    measure_reference_scores(cli(MeasureArgs, argv, MEASURE_REFERENCE_SCORES_HELP), command)
+    measure_reference_scores(args, command)
 
 
 def measure_reference_scores(argv: list[str] | None = None) -> None:

@@ -17,4 +17,5 @@ dataset or a checkpoint are data: rebuilt from the Gymnasium registry, never imp
     scripted_controllers DoublePendulumLQR, ReacherOperationalSpace
     dataset_writing      rollout_episodes, write_minari_dataset (atomic)
     eval_env             eval_env_spec, make_eval_vector_env (both through env_spec_from_data)
+    command_args         MakeDatasetArgs, MeasureArgs (db-make-dataset / db-measure-reference-scores; no gymnasium)
 """

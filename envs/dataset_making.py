@@ -6,14 +6,13 @@ episode is rolled out.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 
 from envs.builtin_datasets import BUILTIN_DATASETS, create_builtin_dataset
+from envs.command_args import MakeDatasetArgs
 from envs.dataset_writing import rollout_episodes, write_minari_dataset
-from envs.minari_ids import DEFAULT_DATASET_ID
 from envs.minari_loading import check_dataset_id
 from envs.trajectory_store import TrajectoryStore
 
@@ -22,24 +21,6 @@ def dataset_exists(dataset_id: str) -> bool:
     from minari.storage import get_dataset_path
 
     return (get_dataset_path(dataset_id) / "data" / "metadata.json").is_file()
-
-
-@dataclass(frozen=True)
-class MakeDatasetArgs:
-    dataset_id: str = DEFAULT_DATASET_ID
-    """A built-in id, or a new id (namespace/name-vN) to record the random policy on --env-id."""
-    env_id: str | None = None
-    """Gymnasium env id for a random-policy recording."""
-    num_episodes: int = 100
-    """Episodes of a random-policy recording."""
-    seed: int = 0
-    """Random-policy episode i resets with seed + i."""
-    overwrite: bool = False
-    """Replace the dataset if it exists."""
-    all_builtin: bool = False
-    """Write every built-in dataset."""
-    list: bool = False
-    """List the built-in datasets and exit."""
 
 
 def make_random_dataset(args: MakeDatasetArgs) -> None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
-from dataclasses import dataclass
 
 import minari
 
+from envs.command_args import MeasureArgs
 from envs.reference_scores import (
     D4RL_V2_REFERENCES,
     TABLE_PATH,
@@ -20,18 +20,6 @@ from envs.reference_scores import (
     read_table,
     write_table,
 )
-
-
-@dataclass(frozen=True)
-class MeasureArgs:
-    env_ids: tuple[str, ...] = ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5")
-    """Gymnasium env ids to measure."""
-    expert_datasets: tuple[str, ...] = ("mujoco/hopper/expert-v0", "mujoco/halfcheetah/expert-v0", "mujoco/walker2d/expert-v0")
-    """Expert Minari dataset for each env id, same order; used when it is local."""
-    num_episodes: int = 100
-    seed: int = 0
-    write_table: bool = True
-    """Update the shipped table envs/reference_scores.csv with the measured rows."""
 
 
 def measure_reference_scores(args: MeasureArgs, command: str) -> None:

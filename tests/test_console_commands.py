@@ -87,7 +87,7 @@ def test_help_of_every_command_from_another_folder(tmp_path):
         assert "usage" in out.lower() and "--help" in out, (name, out[-500:])
 
 LIGHT_HELP = ("db-train-agent", "db-train-lm", "db-train-copy", "db-evaluate-agent", "db-benchmark", "db-sweep",
-              "db-report", "db-claims", "db-gpu-check")
+              "db-report", "db-claims", "db-gpu-check", "db-make-dataset", "db-measure-reference-scores")
 """commands whose --help loads only their configs: no torch, gymnasium or minari (so it answers in well under 3 s)"""
 
 HELP_LIGHT = """
