@@ -1,7 +1,7 @@
 """The papers' claims from real runs of their presets (scripts/claims.py at full CPU scale): -m slow.
 
 Minutes to hours on a 2-core CPU (copying: 10 runs of 3000 steps; dsf: 9 runs of 1000; shakespeare: 4 of
-1500; agents: 51 runs of 1000). Each asserts the verdicts the suite prints, and that the runs the
+1500; agents: 51 runs of 1000, about a minute each, and 9 for the parity test). Each asserts the verdicts the suite prints, and that the runs the
 verdict rests on converged (their curves flat over the last quarter). Tiny Shakespeare is read from
 $CLAIMS_DATA_DIR when set, else downloaded into the cache.
 """
@@ -39,6 +39,17 @@ def test_mingru_matches_the_transformer_on_shakespeare(tmp_path):
     row = verdicts(claims.shakespeare(tmp_path, DATA_DIR))[
         "minGRU matches the transformer (loss gap minGRU - transformer within 0.05 nats)"]
     assert row["verdict"] == "holds", row
+
+
+def test_mingru_and_minlstm_dt_within_five_points_of_the_transformer(tmp_path):
+    """Issue 18's goal on the built-in gaits dataset at the default agent settings (3 seeds each)."""
+    from agents.benchmarks.claims import agents
+
+    rows = verdicts(agents(tmp_path, backbones=("transformer", "mingru", "minlstm"), whole_episode=False))
+    for backbone in ("mingru", "minlstm"):
+        row = rows[f"{backbone} within 5 points of the transformer (K=20)"]
+        assert row["verdict"] == "holds", row
+        assert rows[f"{backbone}: recurrent evaluation no worse than window (K=20, within 5)"]["verdict"] == "holds"
 
 
 def test_backbones_differ_on_the_halfcheetah_gaits(tmp_path):
