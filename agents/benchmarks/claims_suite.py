@@ -4,7 +4,7 @@
   db-claims --claim copying       # minGRU / minLSTM at 1, 2, 3 layers; LRU, transformer, Mamba, S4D
   db-claims --claim dsf           # GRU / LSTM / RNN: BPTT < DSF < truncated (+ DSF on minGRU, minLSTM, LRU)
   db-claims --claim shakespeare   # minGRU, minLSTM, LRU, transformer at one budget
-  db-claims --claim agents        # every backbone on builtin/halfcheetah/gaits-v0, 3 seeds; K=250 vs 20
+  db-claims --claim agents        # every backbone on builtin/halfcheetah/gaits-v0, 3 seeds, K=20 and K=250
   db-claims --claim copying --smoke   # seconds: checks the machinery, claims nothing
 
 Each claim trains from its preset (train_copy --preset claims-copy, train_lm --preset claims-dsf /
@@ -42,7 +42,7 @@ class ClaimsArgs:
     agent_seeds: tuple[int, ...] = (0, 1, 2)
     """seeds of every agent setting"""
     agent_backbones: tuple[str, ...] = BACKBONES
-    """backbones of the agent claim (the recurrent ones also run whole-episode context)"""
+    """backbones of the agent claim (each at K=20 and with whole-episode context)"""
     dsf_linear: bool = True
     """dsf claim: also DSF against BPTT on minGRU, minLSTM and LRU"""
     jobs: int = 0
