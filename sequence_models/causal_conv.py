@@ -21,6 +21,17 @@ def causal_depthwise_conv(x: torch.Tensor, past: torch.Tensor, conv1d: nn.Conv1d
     return y, window[:, window.shape[1] - past.shape[1]:]
 
 
+def causal_depthwise_conv_step(x_t: torch.Tensor, past: torch.Tensor,
+                               conv1d: nn.Conv1d) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token: x_t (B, C), past (B, k − 1, C) -> y_t (B, C) and the new past; O(k) per token, the same
+    as causal_depthwise_conv on a sequence of one."""
+    window = torch.cat([past.to(x_t.dtype), x_t.unsqueeze(1)], dim=1)  # (B, k, C), oldest first
+    y_t = torch.einsum("bkc,ck->bc", window, conv1d.weight[:, 0])
+    if conv1d.bias is not None:
+        y_t = y_t + conv1d.bias
+    return y_t, window[:, 1:]
+
+
 class CausalConv(nn.Module):
     """causal_depthwise_conv as a layer: forward(x, state) -> (y, state), step O(kernel) per token."""
 
@@ -41,5 +52,7 @@ class CausalConv(nn.Module):
         return causal_depthwise_conv(x, state, self.conv1d)
 
     def step(self, x_t: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        y, state = self.forward(x_t.unsqueeze(1), state)
-        return y[:, 0], state
+        if state is None:
+            state = self.init_state(x_t.shape[0], device=x_t.device, dtype=x_t.dtype)
+        check_state(state, (x_t.shape[0], self.kernel - 1, self.channels), "CausalConv")
+        return causal_depthwise_conv_step(x_t, state, self.conv1d)

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .causal_conv import causal_depthwise_conv
+from .causal_conv import causal_depthwise_conv, causal_depthwise_conv_step
 from .scan import at_least_float32, linear_scan
 from .shapes import check_sequence, check_state, check_step
 
@@ -188,14 +188,11 @@ class Mamba(nn.Module):
         if state is None:
             state = self.init_state(u_t.shape[0], device=u_t.device, dtype=u_t.dtype)
         x_t, z_t = self.in_proj(u_t).chunk(2, dim=-1)
-        window = torch.cat([state.conv.to(x_t.dtype), x_t.unsqueeze(1)], dim=1)  # (B, d_conv, E)
-        x_t = torch.einsum("bke,ek->be", window, self.conv1d.weight[:, 0])
-        if self.conv1d.bias is not None:
-            x_t = x_t + self.conv1d.bias
+        x_t, conv_state = causal_depthwise_conv_step(x_t, state.conv, self.conv1d)
         x_t = F.silu(x_t)
         delta, B, C = self._selection(x_t)
         with torch.autocast(device_type=u_t.device.type, enabled=False):
             x_t, delta, B, C = (at_least_float32(t) for t in (x_t, delta, B, C))
             h = torch.exp(delta.unsqueeze(-1) * self.A()) * state.ssm + (delta * x_t).unsqueeze(-1) * B.unsqueeze(1)
             gated = self._gated(torch.einsum("ben,bn->be", h, C), x_t, z_t)
-        return self.out_proj(gated).to(u_t.dtype), MambaState(window[:, 1:], h)
+        return self.out_proj(gated).to(u_t.dtype), MambaState(conv_state, h)
