@@ -56,6 +56,9 @@ RUN_ONLY = frozenset({
 def protocol_of(config: dict, normalized: bool) -> tuple[tuple[str, str], ...]:
     """What decides a run's result, as sorted (field, value) pairs; runs with equal protocols are seeds."""
     flat = flat_fields(config)
+    backbone = flat.pop("backbone", None)  # one pair per backbone option, so a label names the one that differs
+    if isinstance(backbone, dict):
+        flat.update({f"backbone.{k}": v for k, v in backbone.items()})
     pairs = {k: json.dumps(v, sort_keys=True) for k, v in flat.items() if k not in RUN_ONLY}
     pairs["normalized"] = json.dumps(normalized)
     return tuple(sorted(pairs.items()))

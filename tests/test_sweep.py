@@ -201,3 +201,16 @@ def test_runs_of_other_protocols_are_not_seeds_and_raw_returns_stay_out_of_the_a
     assert rows[("custom-random", "mingru [eval_mode=None]")]["unit"] == "return"
     # the average of the default protocol's column is hopper's normalized 20.0, never mixed with -500
     assert "| average | 20.0 (1 of 2) | 20.0 (1 of 2) | 90.0 (1 of 2) | 90.0 (1 of 2) |" in report.markdown
+
+
+def test_a_backbone_option_that_differs_labels_its_column_by_that_option(tmp_path):
+    root = tmp_path / "runs"
+    for kernel in (0, 4):
+        run = fake_run(root / f"k{kernel}", "mujoco/hopper/medium-v0", "mingru", "bptt", 0, 10.0 + kernel, 10.0,
+                       [(10, 10.0)])
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["config"]["backbone"] = {"name": "mingru", "d_model": 64, "conv_kernel": kernel}
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    rows = {r["method"]: r for r in csv.DictReader(io.StringIO(make_report([root], None).csv))}
+    assert set(rows) == {"mingru [backbone.conv_kernel=0]", "mingru [backbone.conv_kernel=4]"}
+    assert float(rows["mingru [backbone.conv_kernel=4]"]["last_mean"]) == pytest.approx(14.0)
