@@ -65,9 +65,10 @@ def no_termination_spec(max_steps: int):
 
 def test_transformer_kv_cache_of_k_steps_sees_what_the_window_sees(store, tmp_path):
     """With one layer, a K-step KV cache gives exactly the window's attention span at every step
-    (a layer's keys and values depend on its own token only)."""
+    (a layer's keys and values depend on its own token only). DT's layout: with one token per step a
+    window's first token has a_{t-1} = 0 where the cache keeps the true one (agents/model.py)."""
     torch.manual_seed(0)
-    config = tiny_config(tmp_path, "transformer", context_len=K)
+    config = tiny_config(tmp_path, "transformer", context_len=K, token_layout="dt")
     info = DatasetInfo.from_store(store)
     model = build_model(config, info, store)
     common = dict(targets=[9000.0], episodes=2, context_len=K, max_steps=3 * K, record_actions=True, seed=1)
