@@ -154,12 +154,14 @@ PRESETS: dict[str, Callable[[], AgentConfig]] = {  # keys: PRESET_NAMES
         for quality in ("simple", "medium", "expert")
     },
     # The agent claim at CPU scale (scripts/claims.py --claim agents): the built-in HalfCheetah gaits dataset,
-    # on which backbones and context lengths differ; 2 x 64, K=20, 1000 steps x 64, evaluated every 250
-    # steps on 10 episodes per target (the dataset's best and mean returns) and on 50 after the last step (the
-    # score), one CPU thread per run.
+    # on which backbones and context lengths differ; 2 x 64, whole episodes (K = the 250-step time limit,
+    # segments that fit, batch 5: 1250 timesteps a step, as 64 x 20), 1000 steps, evaluated every 250 steps on
+    # 10 episodes per target (the dataset's best and mean returns) and on 50 after the last step (the score),
+    # one CPU thread per run. Whole episodes won issue 18's ablation (README): minGRU 96.2 vs 86.8 at K=20,
+    # the transformer 95.4 vs 95.1.
     "claims-cheetah": lambda: AgentConfig(
-        preset="claims-cheetah", dataset="builtin/halfcheetah/gaits-v0", steps=1000, batch_size=64,
-        final_eval_episodes=50,
+        preset="claims-cheetah", dataset="builtin/halfcheetah/gaits-v0", context_len=250, segment_start="fit",
+        steps=1000, batch_size=5, final_eval_episodes=50,
         run=RunConfig(eval_every=250, checkpoint_every=500, log_every=50, cpu_threads=1),
     ),
 }

@@ -36,6 +36,9 @@ paper's Table 3: minGRU-DT 78.2, minLSTM-DT 78.1, DT 76.4 on D4RL)"""
 WINDOW_MARGIN = 5.0
 """normalized points: "recurrent evaluation no worse than window evaluation" allows about one standard error of
 a mean over 3 seeds x 50 episodes (an episode's score spreads by ~30)"""
+SHORT = dict(context_len=20, segment_start="any", batch_size=64)
+"""the setting whole episodes are compared with: DT's K and sampling, the batch as many timesteps as the preset's
+(64 x 20 = 1280, 5 x 250 = 1250)"""
 PAPER_TABLE_3 = "minGRU-DT 78.2, minLSTM-DT 78.1 vs DT 76.4 (D4RL average)"
 
 
@@ -44,14 +47,11 @@ def _smoke(config: AgentConfig) -> AgentConfig:
     return override(config, steps=4, eval_every=2, log_every=2, batch_size=4, eval_episodes=1, eval_max_steps=5)
 
 
-def _config(base: AgentConfig, backbone: str, seed: int, whole_episode: int = 0) -> AgentConfig:
+def _config(base: AgentConfig, backbone: str, seed: int, short: bool = False) -> AgentConfig:
+    """The preset with `backbone` at the preset's shape; `short`: DT's context and sampling (SHORT)."""
     shape = dict(d_model=base.backbone.d_model, n_layers=base.backbone.n_layers, dropout=base.backbone.dropout)
     config = dataclasses.replace(base, backbone=backbone_config(backbone, **shape))
-    config = override(config, seed=seed)
-    if whole_episode:
-        batch = max(1, round(base.batch_size * base.context_len / whole_episode))
-        config = override(config, context_len=whole_episode, segment_start="fit", batch_size=batch)
-    return config
+    return override(config, seed=seed, **(SHORT if short else {}))
 
 
 def _mean_std(scores: list[float]) -> str:
@@ -62,45 +62,42 @@ def _mean_std(scores: list[float]) -> str:
 
 
 def agents(runs_dir: Path, smoke: bool = False, seeds: tuple[int, ...] = (0, 1, 2),
-           backbones: tuple[str, ...] = BACKBONES, whole_episode: bool = True, workers: int = 1,
+           backbones: tuple[str, ...] = BACKBONES, short_context: bool = True, workers: int = 1,
            window_check: bool = True) -> ClaimResult:
-    """Every backbone at K=20 and (`whole_episode`) with whole-episode context, `seeds` each; at each context the
-    recurrent backbones against the transformer. The recurrent backbones' K=20 runs are also evaluated in window
-    mode (`window_check`): the same episodes, the checkpoint after the last step."""
+    """Every backbone at the preset's settings (whole episodes) and (`short_context`) at DT's K=20, `seeds` each;
+    at each context the recurrent backbones against the transformer. The recurrent backbones' K=20 runs are also
+    evaluated in window mode (`window_check`): the same episodes, the checkpoint after the last step."""
     base = PRESETS["claims-cheetah"]()
     base = _smoke(base) if smoke else base
     result = ClaimResult("agents", f"{base.dataset}: 2 x {base.backbone.d_model}, {base.steps} steps, seeds "
                          f"{', '.join(map(str, seeds))}", tolerance=FLAT_TOLERANCE)
-    contexts = [base.context_len] + ([_episode_length(base)] if whole_episode else [])
-    plan = []
-    for context in contexts:
-        for backbone in backbones:
-            for seed in seeds:
-                config = _config(base, backbone, seed, context if context != base.context_len else 0)
-                plan.append((f"{backbone} K={config.context_len} s{seed}", config))
+    settings = [False] + ([True] if short_context else [])
+    plan = [(f"{backbone} K={config.context_len} s{seed}", config)
+            for short in settings for backbone in backbones for seed in seeds
+            for config in [_config(base, backbone, seed, short)]]
     runs = train_many([(_run_name(label), train_agent, config) for label, config in plan], runs_dir, workers)
-    scores: dict[int, dict[str, list[float]]] = {context: {} for context in contexts}
+    scores: dict[int, dict[str, list[float]]] = {}
     for label, config in plan:
         backbone = label.split()[0]
         r: dict[str, Any] = runs[_run_name(label)]
         target = next(iter(r["final_score"]))
         score = r["final_score"][target]
-        scores[config.context_len].setdefault(backbone, []).append(score)
+        scores.setdefault(config.context_len, {}).setdefault(backbone, []).append(score)
         result.run_row(label, read_curve(r["run_dir"], f"eval/normalized@{target}", label),
                        parameters=r["parameters"], context=config.context_len, batch=config.batch_size,
                        steps=r["steps"], target=target, normalized=score)
-    for context in contexts:
-        _context_claims(result, scores[context], context, len(seeds) > 1)
-    if window_check:
-        _window_claims(result, plan, runs, base.context_len)
-    if whole_episode:
-        short, long = scores[base.context_len], scores[contexts[-1]]
+    for context, at_context in scores.items():
+        _context_claims(result, at_context, context, len(seeds) > 1)
+    if short_context and window_check:
+        _window_claims(result, plan, runs, SHORT["context_len"])
+    if short_context:
+        long, short = scores[base.context_len], scores[SHORT["context_len"]]
         for backbone in backbones:
             labels = [r["run"] for r in result.runs if r["run"].startswith(f"{backbone} K=")]
             holds = (statistics.mean(long[backbone]) >= statistics.mean(short[backbone]) - WINDOW_MARGIN
                      if backbone in RECURRENT else None)
-            result.claim(f"{backbone}: whole-episode context (K={contexts[-1]}) no worse than K={base.context_len} "
-                         f"(within {WINDOW_MARGIN:g})", "-",
+            result.claim(f"{backbone}: whole-episode context (K={base.context_len}) no worse than "
+                         f"K={SHORT['context_len']} (within {WINDOW_MARGIN:g})", "-",
                          f"{_mean_std(long[backbone])} vs {_mean_std(short[backbone])}", holds, labels)
     return result
 
@@ -173,10 +170,3 @@ def _run_name(label: str) -> str:
 
 def _std(scores: list[float]) -> float:
     return statistics.stdev(scores) if len(scores) > 1 else 0.0
-
-
-def _episode_length(config: AgentConfig) -> int:
-    """The dataset's longest episode (its time limit when episodes run out)."""
-    from agents.run import load_store
-
-    return int(load_store(config).episode_lengths.max())
