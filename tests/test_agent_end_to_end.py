@@ -119,6 +119,7 @@ def test_the_final_evaluation_runs_final_eval_episodes(tmp_path, monkeypatch):
 
     asked = []
     evaluate = agents.run.run_evaluation
-    monkeypatch.setattr(agents.run, "run_evaluation", lambda *a, **kw: asked.append(kw["episodes"]) or evaluate(*a, **kw))
+    monkeypatch.setattr(agents.run, "run_evaluation",
+                        lambda *a, **kw: asked.append(kw["episodes"]) or evaluate(*a, **kw))
     results = train_agent(tiny_config(tmp_path, eval_every=2, final_eval_episodes=3), quiet=True)
     assert asked == [None, 3] and [len(t["returns"]) for t in results["final"]["targets"]] == [3, 3]

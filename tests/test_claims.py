@@ -2,8 +2,8 @@
 
 Minutes to hours on a 2-core CPU (copying: 10 runs of 3000 steps; dsf: 9 runs of 2000; shakespeare: 4 of
 1500; agents: 27 runs of 1000 steps, about a minute each, and 9 for the parity test). Each asserts the
-verdicts the suite prints, and that the runs the verdict rests on converged (their curves flat over the last quarter). Tiny Shakespeare is read from
-$CLAIMS_DATA_DIR when set, else downloaded into the cache.
+verdicts the suite prints, and that the runs the verdict rests on converged (their curves flat over the
+last quarter). Tiny Shakespeare is read from $CLAIMS_DATA_DIR when set, else downloaded into the cache.
 """
 
 import os
