@@ -25,7 +25,7 @@ from agents.config import PRESETS, AgentConfig
 from agents.run import train_agent
 from sequence_models.backbone_configs import backbone_config
 from sequence_models.benchmarks.claim_runs import ClaimResult, read_curve, train_many
-from sequence_models.training.config import override
+from sequence_models.training.config import BACKBONE_SHAPE, override
 
 RECURRENT = BACKBONES[1:]
 """every registered backbone but the transformer"""
@@ -50,7 +50,7 @@ def _smoke(config: AgentConfig) -> AgentConfig:
 
 def _config(base: AgentConfig, backbone: str, seed: int, short: bool = False) -> AgentConfig:
     """The preset with `backbone` at the preset's shape; `short`: DT's context and sampling (SHORT)."""
-    shape = dict(d_model=base.backbone.d_model, n_layers=base.backbone.n_layers, dropout=base.backbone.dropout)
+    shape = {name: getattr(base.backbone, name) for name in BACKBONE_SHAPE}
     config = dataclasses.replace(base, backbone=backbone_config(backbone, **shape))
     return override(config, seed=seed, **(SHORT if short else {}))
 
@@ -117,13 +117,13 @@ def _context_claims(result: ClaimResult, scores: dict[str, list[float]], context
         _parity_claims(result, scores, context)
 
 
-def _parity_claims(result: ClaimResult, short: dict[str, list[float]], context: int) -> None:
-    """Each recurrent backbone's mean against the transformer's, within its PARITY_MARGIN."""
-    transformer = statistics.mean(short["transformer"])
+def _parity_claims(result: ClaimResult, scores: dict[str, list[float]], context: int) -> None:
+    """Each recurrent backbone's mean against the transformer's at one context, within its PARITY_MARGIN."""
+    transformer = statistics.mean(scores["transformer"])
     for backbone, margin in PARITY_MARGIN.items():
-        if backbone in short:
-            mean = statistics.mean(short[backbone])
-            ours = f"{_mean_std(short[backbone])} vs {_mean_std(short['transformer'])} ({mean - transformer:+.1f})"
+        if backbone in scores:
+            mean = statistics.mean(scores[backbone])
+            ours = f"{_mean_std(scores[backbone])} vs {_mean_std(scores['transformer'])} ({mean - transformer:+.1f})"
             labels = [r["run"] for r in result.runs
                       if r["context"] == context and r["run"].split()[0] in (backbone, "transformer")]
             result.claim(f"{backbone} within {margin:g} points of the transformer (K={context})", PAPER_TABLE_3, ours,
