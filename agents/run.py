@@ -83,6 +83,18 @@ def eval_scalars(report: EvalReport) -> dict[str, float]:
     return values
 
 
+def recurrent_eval_note(config: AgentConfig, episode_steps: int) -> str:
+    """A note for a backbone whose state drifts when it runs past the windows it was trained on (S4D), evaluated
+    recurrently over episodes longer than its context."""
+    if not (config.backbone.window_trained_state_drifts and config.eval_mode == "recurrent"
+            and config.context_len < episode_steps):
+        return ""
+    return (f"note: {config.backbone.name} trained on {config.context_len}-step windows and evaluated recurrently "
+            f"over episodes of up to {episode_steps} steps can score far below window evaluation (README, the parity "
+            f"table: 11.7 against 78.5); --eval-mode window, or whole episodes: --context-len {episode_steps} "
+            f"--segment-start fit")
+
+
 class AgentTask:
     """The agent as a training-core task (sequence_models.training.loop.Task)."""
 
@@ -99,6 +111,7 @@ class AgentTask:
                                  f"return R as (R, R - |R|/2); the DT paper lists none for this family")
         self.targets = self.targets or self.info.default_targets()
         max_ep_len = config.max_ep_len or self.store.max_episode_steps
+        self.eval_note = recurrent_eval_note(config, self.store.max_episode_steps or max_ep_len)
         self.sampler = SegmentSampler(self.store, config.context_len, config.batch_size, config.return_scale, max_ep_len,
                                       device=setup.device, seed=config.run.seed, rank=self.ctx.rank,
                                       world_size=self.ctx.world_size, segment_start=config.segment_start)
@@ -149,7 +162,7 @@ class AgentTask:
         return (f"{self.store.summary()}\n{describe_backbone(config.backbone)}, {n_params:,} parameters, "
                 f"K={config.context_len}, {config.steps} steps x {batch} on {ctx.device}"
                 f"{' (rank 0)' if ctx.enabled else ''}; targets {', '.join(f'{t:g}' for t in self.targets)}"
-                + (f"\n{self.targets_note}" if self.targets_note else ""))
+                + "".join(f"\n{note}" for note in (self.targets_note, self.eval_note) if note))
 
     def results(self, final: Evaluation, best: dict[str, Any]) -> dict[str, Any]:
         report, config, info = self.last_report, self.config, self.info
