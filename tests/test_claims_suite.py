@@ -99,3 +99,12 @@ def test_runs_in_worker_processes_give_what_one_process_gives(tmp_path):
     for name in ("r0", "r1"):
         assert parallel[name]["test_accuracy"] == alone[name]["test_accuracy"]
         assert parallel[name]["valid_loss"] == alone[name]["valid_loss"]
+
+
+def test_the_language_claims_evaluate_one_estimator_along_their_curves():
+    """The convergence check compares the curve's last quarter: every point must be the whole validation split,
+    as the final evaluation is (a first-N-batches estimate before it read 0.023-0.055 nats low)."""
+    from sequence_models.tasks.lm_config import PRESETS
+
+    for name in ("claims-dsf", "claims-shakespeare"):
+        assert PRESETS[name]().eval_batches == 0, name
