@@ -8,9 +8,10 @@
 `token_layout="step"` (AgentConfig's default; "dt" is the DT-paper presets') makes one token per step
 instead: the same three Linears summed, embed(R̂_t) + embed(s_t) + embed(a_{t−1}) + time, one LayerNorm
 (a_{−1} = 0 at a segment's or an episode's first step), and â_t is read from that token. A recurrent
-layer then sees R̂_t in the same update as s_t rather than one state update earlier; the parameters are the same. A window's first token
-has a_{t−1} = 0 as a training segment's has, so past step K a transformer's KV cache of kv_steps steps
-(which keeps the true a_{t−1} of its oldest token) is no longer the same computation as a window.
+layer then sees R̂_t in the same update as s_t rather than one state update earlier; the parameters are
+the same. A window's first token has a_{t−1} = 0 as a training segment's has, so past step K a
+transformer's KV cache of kv_steps steps (which keeps the true a_{t−1} of its oldest token) is no longer
+the same computation as a window.
 
 States come in normalised with the dataset's mean/std and are clipped to ±state_clip here, in
 training and evaluation alike: a dimension that is constant in the dataset (std ≈ 1e-6) would

@@ -111,7 +111,6 @@ class AgentTask:
                                  f"return R as (R, R - |R|/2); the DT paper lists none for this family")
         self.targets = self.targets or self.info.default_targets()
         max_ep_len = config.max_ep_len or self.store.max_episode_steps
-        self.eval_note = recurrent_eval_note(config, self.store.max_episode_steps or max_ep_len)
         self.sampler = SegmentSampler(self.store, config.context_len, config.batch_size, config.return_scale, max_ep_len,
                                       device=setup.device, seed=config.run.seed, rank=self.ctx.rank,
                                       world_size=self.ctx.world_size, segment_start=config.segment_start)
@@ -159,10 +158,11 @@ class AgentTask:
         n_params = sum(p.numel() for p in self.model.parameters())
         batch = (f"batch {config.batch_size} per rank x {ctx.world_size} ranks = {config.batch_size * ctx.world_size}"
                  if ctx.enabled else f"batch {config.batch_size}")
+        notes = (self.targets_note, recurrent_eval_note(config, self.store.max_episode_steps))
         return (f"{self.store.summary()}\n{describe_backbone(config.backbone)}, {n_params:,} parameters, "
                 f"K={config.context_len}, {config.steps} steps x {batch} on {ctx.device}"
                 f"{' (rank 0)' if ctx.enabled else ''}; targets {', '.join(f'{t:g}' for t in self.targets)}"
-                + "".join(f"\n{note}" for note in (self.targets_note, self.eval_note) if note))
+                + "".join(f"\n{note}" for note in notes if note))
 
     def results(self, final: Evaluation, best: dict[str, Any]) -> dict[str, Any]:
         report, config, info = self.last_report, self.config, self.info

@@ -3,9 +3,9 @@
 All runs start from the claims-cheetah preset (agents/config.py: whole episodes, K = the 250-step time
 limit, segments that fit, batch 5, return scale 0.01) and change only the backbone (2 x 64 for every one;
 the transformer one head, as DT) or, for the comparison, the context: DT's K=20 with segments starting
-anywhere and batch 64 (about as many timesteps per step: 1280 against 1250). Each setting runs `seeds` seeds; the
-score is the normalized return at the first (high) target after the last step (50 episodes), mean ±
-std over seeds. At each context the recurrent backbones are held to the transformer (PARITY_MARGIN).
+anywhere and batch 64 (about as many timesteps per step: 1280 against 1250). Each setting runs `seeds`
+seeds; the score is the normalized return at the first (high) target after the last step (50 episodes),
+mean ± std over seeds. At each context the recurrent backbones are held to the transformer (PARITY_MARGIN).
 The gait dataset hides the gait's phase from a single observation, which is what should let context
 and memory matter here (the InvertedDoublePendulum built-ins saturate at 100).
 """

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..backbone_configs import backbone_config
 from ..tasks import copy_config, copy_training, lm_config, lm_training
-from ..training.config import override
+from ..training.config import BACKBONE_SHAPE, override
 from .claim_runs import ClaimResult, read_curve, train_many
 
 # Paper numbers (DESIGN.md): minGRU paper Table 1 (L=4096); DSF paper, WikiText-103, 3 x GRU-512.
@@ -134,7 +134,7 @@ def shakespeare(runs_dir: Path, data_dir: str | None = None, smoke: bool = False
     """minGRU, minLSTM, LRU and transformer at 2 x 128 and one budget: the gap to the transformer."""
     base = override(lm_config.PRESETS["claims-shakespeare"](), seed=seed, data_dir=data_dir)
     base = _smoke_lm(base) if smoke else base
-    shape = dict(d_model=base.backbone.d_model, n_layers=base.backbone.n_layers, dropout=base.backbone.dropout)
+    shape = {name: getattr(base.backbone, name) for name in BACKBONE_SHAPE}
     models = {"mingru": {}, "minlstm": {}, "lru": {}, "transformer": dict(n_heads=4)}
     result = ClaimResult("shakespeare", f"Tiny Shakespeare chars, {shape['n_layers']} x {shape['d_model']}, context "
                          f"{base.seq_len}, {base.steps} steps x {base.batch_size}, seed {seed}", tolerance=0.02)
