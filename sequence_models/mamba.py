@@ -11,12 +11,15 @@ One Mamba block (the reference's `mamba_simple.Mamba`), E = expand · d_model in
     y_t     = C_t · h_t + D ⊙ x_t                             sum over n; D is the skip
     out     = out_proj(y ⊙ SiLU(z))
 
-The recurrence is linear in h with coefficients from the input alone, so the whole sequence is one
-`linear_scan` over (B, T, E·N) features (parallel in time; the fused CPU kernel, Triton or the
-chunked PyTorch scan). The (B, T, E, N) tensors are the only large ones: the scan runs over time
-chunks of at most `scan_chunk_elements` elements, and when a sequence needs more than one chunk and
-gradients are on, each chunk is checkpointed (recomputed in backward), so the graph keeps only the
-(B, T, E) inputs of each chunk, never the (B, T, E, N) states of the whole sequence.
+On CPU with the fused kernels (the default there) the scan is one C++ pass each way
+(kernels/cpu.py SelectiveScan): discretization, recurrence and readout together, one (N) state per
+channel in registers, the backward recomputing one channel's states at a time, so nothing of size
+(B, T, E, N) is ever built. Elsewhere (CUDA, or --scan-backend torch) the recurrence, linear in h with
+coefficients from the input alone, is one `linear_scan` over (B, T, E·N) features (parallel in time;
+Triton or the chunked PyTorch scan). The (B, T, E, N) tensors are then the only large ones: the scan
+runs over time chunks of at most `scan_chunk_elements` elements, and when a sequence needs more than
+one chunk and gradients are on, each chunk is checkpointed (recomputed in backward), so the graph
+keeps only the (B, T, E) inputs of each chunk, never the (B, T, E, N) states of the whole sequence.
 
 State (carried by `forward` and `step`): `MambaState(conv, ssm)`, conv = the last d_conv − 1 inputs
 of the convolution (B, d_conv − 1, E), oldest first; ssm = h (B, E, N), the reference's ssm_state.
@@ -38,6 +41,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .causal_conv import causal_depthwise_conv, causal_depthwise_conv_step
+from .kernels.backend import scan_backend_for
 from .scan import at_least_float32, linear_scan
 from .shapes import check_sequence, check_state, check_step
 
@@ -165,7 +169,13 @@ class Mamba(nn.Module):
         return self.out_proj(gated).to(u.dtype), MambaState(conv_state, ssm_state)
 
     def _scan(self, x, delta, B, C, initial_state):
-        """selective_scan over time chunks of at most scan_chunk_elements; checkpointed when chunked."""
+        """The fused CPU kernel, or selective_scan over time chunks of at most scan_chunk_elements
+        (checkpointed when chunked)."""
+        if x.device.type == "cpu" and scan_backend_for(x.device) == "cpu":
+            from .kernels.cpu import SelectiveScan
+
+            start = None if initial_state is None else initial_state.to(x.dtype)
+            return SelectiveScan.apply(x, delta.to(x.dtype), self.A().to(x.dtype), B.to(x.dtype), C.to(x.dtype), start)
         batch, length, _ = x.shape
         chunk = max(1, self.scan_chunk_elements // (batch * self.d_inner * self.d_state))
         if length <= chunk:

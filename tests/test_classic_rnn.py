@@ -7,6 +7,8 @@ import torch
 from sequence_models.backbone import build_backbone
 from sequence_models.backbone_configs import backbone_config
 from sequence_models.classic_rnn import GRU, LSTM, RNN
+from sequence_models.kernels import cpu as cpu_kernels
+from sequence_models.kernels.backend import get_scan_backend, set_scan_backend
 
 DIM, HIDDEN, BATCH, LENGTH = 5, 4, 3, 11
 CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
@@ -125,6 +127,29 @@ def test_dsf_gradients_equal_float64_reference(name, gradient, init):
     want = _dsf_reference(name, module, x, h0, target, feedback)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.skipif(cpu_kernels.load() is None, reason="the fused CPU kernels could not be built here")
+@pytest.mark.parametrize("name, options", [("gru", {}), ("gru", {"bias": False}), ("rnn", {}),
+                                           ("rnn", {"nonlinearity": "relu"}), ("rnn", {"bias": False})])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cpu_time_loop_equals_torchs_module(name, options, dtype):
+    """On CPU the GRU and Elman RNN run the project's C++ time loop; --scan-backend torch keeps torch's
+    nn.GRU / nn.RNN. Same outputs, final state and gradients (input, h0, every parameter)."""
+    module = _make(name, **options).to(dtype)
+    x, h0, target = (t.detach().to(dtype).requires_grad_(t.requires_grad) for t in _data(module))
+    results = {}
+    previous = get_scan_backend()
+    try:
+        for backend in ("torch", "cpu"):
+            set_scan_backend(backend)
+            y, last = module(x, h0)
+            results[backend] = [y, last, *_grads(_loss(y, last, target), module, x, h0)]
+    finally:
+        set_scan_backend(previous)
+    tolerance = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-5)
+    for got, want in zip(results["cpu"], results["torch"]):
+        torch.testing.assert_close(got, want, **tolerance)
 
 
 @pytest.mark.parametrize("name", CELLS)

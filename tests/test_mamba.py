@@ -117,8 +117,32 @@ def test_step_equals_forward():
     torch.testing.assert_close(state.ssm, final_state.ssm)
 
 
-def test_scan_in_time_chunks_is_exact_and_checkpointed():
-    """Past scan_chunk_elements the scan runs chunk by chunk (checkpointed under grad): same values, same gradients."""
+@pytest.mark.skipif("cpu" not in BACKENDS, reason="the fused CPU kernels could not be built here")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_selective_scan_matches_the_torch_scan_with_carried_state(backend, dtype):
+    """The fused kernel against the (B, T, E, N) PyTorch scan: y and h_T from a carried state, and the
+    gradients of a loss on both (so dL/dh_T and dL/dh_0 flow through the kernel's backward)."""
+    layer, u = _layer(), _inputs(length=11, batch=3)
+    _, carried = layer(u[:, :4])
+    layer, u = layer.to(dtype), u[:, 4:].to(dtype).requires_grad_()
+    start = MambaState(carried.conv.detach().to(dtype), carried.ssm.detach().to(dtype).requires_grad_())
+    weights = torch.randn(3, 7, DIM, dtype=dtype, generator=torch.Generator().manual_seed(5))
+    results = {}
+    for name in ("torch", "cpu"):
+        backend(name)
+        y, state = layer(u, start)
+        loss = (y * weights).sum() + state.ssm.square().sum()
+        results[name] = (y, state.ssm, *torch.autograd.grad(loss, [u, start.ssm, *layer.parameters()]))
+    tolerance = dict(rtol=1e-9, atol=1e-10) if dtype == torch.float64 else dict(rtol=2e-4, atol=2e-5)
+    labels = ["y", "h_T", "input", "h_0", *(n for n, _ in layer.named_parameters())]
+    for label, fused, reference in zip(labels, results["cpu"], results["torch"]):
+        torch.testing.assert_close(fused, reference, **tolerance, msg=label)
+
+
+def test_scan_in_time_chunks_is_exact_and_checkpointed(backend):
+    """Past scan_chunk_elements the torch scan runs chunk by chunk (checkpointed under grad): same values, same
+    gradients. (The fused CPU kernel builds no (B, T, E, N) tensor, so it never chunks.)"""
+    backend("torch")
     layer = _layer()
     u = _inputs(length=20, batch=2).requires_grad_()
     y, state = layer(u)

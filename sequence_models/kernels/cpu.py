@@ -191,3 +191,61 @@ class MinRNNScan(torch.autograd.Function):
             diagonal, ctx.gradient == "bptt",
         )
         return grad_projected, (grad_start if ctx.needs_input_grad[1] else None), None, None, None, None
+
+
+class SelectiveScan(torch.autograd.Function):
+    """Mamba's y_t = C_t · h_t, h_t = exp(Δ_t A) ⊙ h_{t−1} + (Δ_t x_t) B_t, in one fused pass each way.
+
+    x, delta (B, T, E); A (E, N); B, C (B, T, N); initial_state (B, E, N) or None. Returns y (B, T, E)
+    and h_T (B, E, N). Nothing of size (B, T, E, N) is built or kept: forward carries one state per
+    channel, backward recomputes one channel's states at a time from the saved inputs.
+    """
+
+    @staticmethod
+    def forward(ctx, x, delta, A, B, C, initial_state):
+        x, delta, A, B, C = (t.contiguous() for t in (x, delta, A, B, C))
+        start = None if initial_state is None else initial_state.to(x.dtype).contiguous()
+        y, last = load().selective_scan_forward(x, delta, A, B, C, start)
+        ctx.save_for_backward(x, delta, A, B, C, start)
+        return y, last
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_y, grad_last):
+        x, delta, A, B, C, start = ctx.saved_tensors
+        grad_y = torch.zeros_like(x) if grad_y is None else grad_y.contiguous()
+        grad_last = None if grad_last is None else grad_last.contiguous()
+        grads = load().selective_scan_backward(grad_y, grad_last, x, delta, A, B, C, start,
+                                               start is not None and ctx.needs_input_grad[5])
+        grad_x, grad_delta, grad_A, grad_B, grad_C, grad_start = grads
+        return grad_x, grad_delta, grad_A, grad_B, grad_C, (grad_start if ctx.needs_input_grad[5] else None)
+
+
+class ClassicRNNSequence(torch.autograd.Function):
+    """The GRU or Elman RNN time loop in C++, differentiated exactly (BPTT).
+
+    cell "gru" (torch's r, z, n gates), "rnn_tanh" or "rnn_relu"; gi (B, T, G·H) = x W_ihᵀ + b_ih,
+    formed by the caller; w_hh (G·H, H), b_hh (G·H) or None, initial_state (B, H) or None; returns
+    the states h (B, T, H). The same maths and parameters as torch.nn.GRU / nn.RNN, whose CPU
+    kernels record a dozen autograd nodes per step: here each step is one small matmul and one loop
+    forward and backward, and dL/dW_hh is one matmul over all steps.
+    """
+
+    @staticmethod
+    def forward(ctx, cell, gi, w_hh, b_hh, initial_state):
+        gi, w_hh = gi.contiguous(), w_hh.contiguous()
+        start = None if initial_state is None else initial_state.to(gi.dtype).contiguous()
+        h, saved = load().classic_rnn_forward(cell, gi, w_hh, b_hh, start)
+        ctx.cell, ctx.has_bias = cell, b_hh is not None
+        ctx.save_for_backward(w_hh, h, saved, start)
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h):
+        w_hh, h, saved, start = ctx.saved_tensors
+        grad_gi, grad_gh, grad_start = load().classic_rnn_backward(ctx.cell, grad_h.contiguous(), w_hh, h, saved, start)
+        h_previous = torch.cat([torch.zeros_like(h[:, :1]) if start is None else start.unsqueeze(1), h[:, :-1]], dim=1)
+        grad_w_hh = grad_gh.flatten(0, 1).T @ h_previous.flatten(0, 1) if ctx.needs_input_grad[2] else None
+        grad_b_hh = grad_gh.sum((0, 1)) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        return None, grad_gi, grad_w_hh, grad_b_hh, (grad_start if ctx.needs_input_grad[4] else None)
