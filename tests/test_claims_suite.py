@@ -41,6 +41,7 @@ def test_claims_suite_writes_the_table_csvs_and_plots(tmp_path, tiny_shakespeare
     for claim in ("copying", "dsf", "shakespeare", "agents"):
         runs = list(csv.DictReader((out / f"claims_{claim}_runs.csv").open()))
         assert runs and all(r["flat (last quarter)"] in ("yes", "no") for r in runs)
+        assert all(int(r["run s"]) >= 0 for r in runs)
         assert (out / f"claims_{claim}.png").stat().st_size > 1000
     agent_runs = list(csv.DictReader((out / "claims_agents_runs.csv").open()))
     assert {r["context"] for r in agent_runs} == {"20", "250"}  # K=20 and whole episodes (the 250-step limit)
@@ -50,6 +51,7 @@ def test_claims_suite_writes_the_table_csvs_and_plots(tmp_path, tiny_shakespeare
     assert window["mode"] == "window" and len(window["targets"]) == 1
     text = (out / "claims.md").read_text()
     assert "SMOKE" in text and "| claim | paper | ours | verdict | converged |" in text
+    assert "- copying: 10 runs, " in text and "- agents: 4 runs, " in text and "at --jobs 1" in text  # the cost lines
 
 
 def test_a_finished_run_is_read_back_and_a_changed_setting_trains_again(tmp_path, capsys):

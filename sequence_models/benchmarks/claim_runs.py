@@ -139,14 +139,23 @@ class ClaimResult:
     runs: list[dict] = field(default_factory=list)
     curves: list[Curve] = field(default_factory=list)
     tolerance: float = 0.0
+    run_seconds: float = 0.0  # the runs' summed wall time
 
-    def run_row(self, label: str, curve: Curve, **cells) -> dict:
-        """A row of the runs table: the run's label, its cells, and its convergence."""
+    def run_row(self, label: str, curve: Curve, seconds: float, **cells) -> dict:
+        """A row of the runs table: the run's label, its cells, its convergence and its wall time (the run's own,
+        also when it was read back)."""
         row = {"run": label, **cells, "last-quarter change": curve.last_quarter_change,
-               "flat (last quarter)": "yes" if is_flat(curve, self.tolerance) else "no"}
+               "flat (last quarter)": "yes" if is_flat(curve, self.tolerance) else "no", "run s": round(seconds)}
         self.runs.append(row)
         self.curves.append(curve)
+        self.run_seconds += seconds
         return row
+
+    def cost(self, workers: int) -> str:
+        """What the claim's runs cost to train: their summed wall time, and about that over `workers`."""
+        return (f"{self.name}: {len(self.runs)} runs, {self.run_seconds / 60:.0f} min of run time in all (each run's "
+                f"own wall time, read-back runs included), about {self.run_seconds / workers / 60:.0f} min at "
+                f"--jobs {workers}")
 
     def converged(self, labels: list[str] | None = None) -> str:
         """"yes" when every (named) run's curve is flat over its last quarter, else the ones that are not."""

@@ -66,8 +66,8 @@ def copying(runs_dir: Path, smoke: bool = False, seed: int = 0, workers: int = 1
     for label, _, _ in models:
         r = runs[f"copy-{label.replace(' ', '-')}"]
         accuracy[label] = 100 * r["test_accuracy"]
-        result.run_row(label, read_curve(r["run_dir"], "valid/accuracy", label), parameters=r["parameters"],
-                       steps=r["steps"], test_accuracy_pct=accuracy[label])
+        result.run_row(label, read_curve(r["run_dir"], "valid/accuracy", label), r["wall_time_s"],
+                       parameters=r["parameters"], steps=r["steps"], test_accuracy_pct=accuracy[label])
     for family in ("mingru", "minlstm"):
         labels = [f"{family} {k} layer{'s' * (k > 1)}" for k in (1, 2, 3)]
         acc = [accuracy[x] for x in labels]
@@ -88,8 +88,8 @@ def copying(runs_dir: Path, smoke: bool = False, seed: int = 0, workers: int = 1
 
 def _lm_row(result: ClaimResult, r: dict[str, Any], label: str) -> float:
     loss = r["valid_loss"]
-    result.run_row(label, read_curve(r["run_dir"], "valid/loss", label), parameters=r["parameters"], steps=r["steps"],
-                   valid_loss=loss, valid_perplexity=math.exp(loss))
+    result.run_row(label, read_curve(r["run_dir"], "valid/loss", label), r["wall_time_s"],
+                   parameters=r["parameters"], steps=r["steps"], valid_loss=loss, valid_perplexity=math.exp(loss))
     return loss
 
 
