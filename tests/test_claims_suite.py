@@ -66,6 +66,11 @@ def test_a_finished_run_is_read_back_and_a_changed_setting_trains_again(tmp_path
     assert again == first and "finished earlier" in capsys.readouterr().out
     changed = train_once(copy_training.run, override(config, lr=1e-4), tmp_path, "r")
     assert changed["run_dir"] != first["run_dir"] and sorted(p.name for p in tmp_path.iterdir()) == ["r", "r-2"]
+    capsys.readouterr()
+    # r holds other settings: the changed run is found in r-2 the next time, not trained into r-3
+    assert train_once(copy_training.run, override(config, lr=1e-4), tmp_path, "r") == changed
+    assert f"read from {tmp_path / 'r-2'}" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r", "r-2"]
 
 
 def test_a_field_added_since_at_its_default_is_no_difference(tmp_path, capsys):

@@ -78,13 +78,26 @@ def finished_run(run_dir: Path, config: Any) -> dict[str, Any] | None:
 
 
 def train_once(run: Callable[..., dict[str, Any]], config: Any, runs_dir: Path, name: str) -> dict[str, Any]:
-    """run(config) in runs_dir/name, quietly; a finished run with the same settings is read back instead."""
+    """run(config) in runs_dir/name, quietly; a finished run with the same settings is read back instead.
+
+    A run folder that exists with other settings is kept, so the new run goes to name-2 (name-3, ...: the
+    run folder's rule); those numbered folders are looked in as well, so it is read back the next time."""
     config = override(config, runs_dir=str(runs_dir), run_name=name, progress=False)
-    done = finished_run(Path(runs_dir) / name, config)
-    if done is not None:
-        print(f"  {name}: finished earlier with these settings, read from {Path(runs_dir) / name}")
-        return done
+    for folder in _run_folders(Path(runs_dir), name):
+        done = finished_run(folder, config)
+        if done is not None:
+            print(f"  {name}: finished earlier with these settings, read from {folder}")
+            return done
     return run(config, quiet=True)
+
+
+def _run_folders(runs_dir: Path, name: str) -> list[Path]:
+    """runs_dir/name, then runs_dir/name-2, name-3, ... while they exist."""
+    folders, i = [runs_dir / name], 2
+    while (runs_dir / f"{name}-{i}").is_dir():
+        folders.append(runs_dir / f"{name}-{i}")
+        i += 1
+    return folders
 
 
 Job = tuple[str, Callable[..., dict[str, Any]], Any]
