@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from sequence_models.training.provenance import code_version
 from tests.script_loading import load_script
 
 
@@ -42,6 +43,7 @@ def test_claims_suite_writes_the_table_csvs_and_plots(tmp_path, tiny_shakespeare
         runs = list(csv.DictReader((out / f"claims_{claim}_runs.csv").open()))
         assert runs and all(r["flat (last quarter)"] in ("yes", "no") for r in runs)
         assert all(int(r["run s"]) >= 0 for r in runs)
+        assert {r["code"] for r in runs} == {code_version()}  # the commit each run was trained at
         assert (out / f"claims_{claim}.png").stat().st_size > 1000
     agent_runs = list(csv.DictReader((out / "claims_agents_runs.csv").open()))
     assert {r["context"] for r in agent_runs} == {"20", "250"}  # K=20 and whole episodes (the 250-step limit)
@@ -115,3 +117,15 @@ def test_the_language_claims_evaluate_one_estimator_along_their_curves():
 
     for name in ("claims-dsf", "claims-shakespeare"):
         assert PRESETS[name]().eval_batches == 0, name
+
+
+def test_a_run_records_the_commit_it_was_trained_at():
+    import subprocess
+
+    from sequence_models.training import provenance
+
+    commit = subprocess.run(["git", "-C", str(provenance.CHECKOUT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    if not commit:
+        pytest.skip("not a git checkout: the version is the installed package's")
+    assert code_version() in (commit, f"{commit}-dirty")

@@ -84,7 +84,7 @@ def agents(runs_dir: Path, smoke: bool = False, seeds: tuple[int, ...] = (0, 1, 
         target = next(iter(r["final_score"]))
         score = r["final_score"][target]
         scores.setdefault(config.context_len, {}).setdefault(backbone, []).append(score)
-        result.run_row(label, read_curve(r["run_dir"], f"eval/normalized@{target}", label), r["wall_time_s"],
+        result.run_row(label, read_curve(r["run_dir"], f"eval/normalized@{target}", label), r,
                        parameters=r["parameters"], context=config.context_len, batch=config.batch_size,
                        steps=r["steps"], target=target, normalized=score)
     for context, at_context in scores.items():

@@ -154,14 +154,15 @@ class ClaimResult:
     tolerance: float = 0.0
     run_seconds: float = 0.0  # the runs' summed wall time
 
-    def run_row(self, label: str, curve: Curve, seconds: float, **cells) -> dict:
-        """A row of the runs table: the run's label, its cells, its convergence and its wall time (the run's own,
-        also when it was read back)."""
+    def run_row(self, label: str, curve: Curve, run: dict[str, Any], **cells) -> dict:
+        """A row of the runs table: the run's label, its cells, its convergence, its wall time (the run's own, also
+        when it was read back) and the code it was trained with (results.json's "code")."""
         row = {"run": label, **cells, "last-quarter change": curve.last_quarter_change,
-               "flat (last quarter)": "yes" if is_flat(curve, self.tolerance) else "no", "run s": round(seconds)}
+               "flat (last quarter)": "yes" if is_flat(curve, self.tolerance) else "no",
+               "run s": round(run["wall_time_s"]), "code": run.get("code", "not recorded")}
         self.runs.append(row)
         self.curves.append(curve)
-        self.run_seconds += seconds
+        self.run_seconds += run["wall_time_s"]
         return row
 
     def cost(self, workers: int) -> str:

@@ -66,7 +66,7 @@ def copying(runs_dir: Path, smoke: bool = False, seed: int = 0, workers: int = 1
     for label, _, _ in models:
         r = runs[f"copy-{label.replace(' ', '-')}"]
         accuracy[label] = 100 * r["test_accuracy"]
-        result.run_row(label, read_curve(r["run_dir"], "valid/accuracy", label), r["wall_time_s"],
+        result.run_row(label, read_curve(r["run_dir"], "valid/accuracy", label), r,
                        parameters=r["parameters"], steps=r["steps"], test_accuracy_pct=accuracy[label])
     for family in ("mingru", "minlstm"):
         labels = [f"{family} {k} layer{'s' * (k > 1)}" for k in (1, 2, 3)]
@@ -88,7 +88,7 @@ def copying(runs_dir: Path, smoke: bool = False, seed: int = 0, workers: int = 1
 
 def _lm_row(result: ClaimResult, r: dict[str, Any], label: str) -> float:
     loss = r["valid_loss"]
-    result.run_row(label, read_curve(r["run_dir"], "valid/loss", label), r["wall_time_s"],
+    result.run_row(label, read_curve(r["run_dir"], "valid/loss", label), r,
                    parameters=r["parameters"], steps=r["steps"], valid_loss=loss, valid_perplexity=math.exp(loss))
     return loss
 

@@ -41,6 +41,7 @@ from .config import ConfigError, RunConfig, config_document, flat_fields, to_pla
 from .device import pick_device
 from .distributed import Context, RankStopped
 from .errors import TrainingDiverged, TrainingInterrupted
+from .provenance import code_version
 from .rng import seed_everything
 from .run_folder import MetricsLog, NoMetrics, RunFolder, Video, claim_fresh
 from .trainer import LossFunction, Trainer, finite_parameters
@@ -187,7 +188,8 @@ def _run(setup: Setup, task_name: str, build_task: Callable[[Setup], Task], scri
     divergence = distributed.max_parameter_divergence(ctx, task.model)
 
     results = {"task": task_name, "run": folder.name, "run_dir": str(folder.path), **task.results(final, loop.best),
-               "steps": trainer.step, "train_seconds": train_seconds, "wall_time_s": time.time() - t_start}
+               "steps": trainer.step, "train_seconds": train_seconds, "wall_time_s": time.time() - t_start,
+               "code": code_version()}
     if ctx.enabled:
         results.setdefault("distributed", {}).update(world_size=ctx.world_size, max_parameter_divergence=divergence)
     if ctx.is_main:
