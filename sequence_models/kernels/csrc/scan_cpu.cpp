@@ -10,10 +10,11 @@
 // element once. Backward passes walk time in reverse and recompute the gates from the saved
 // pre-activations instead of storing them. (The selective scan's lanes are (batch, channel) pairs
 // with an (N) state; the GRU / RNN loop cannot split time or features, since each step's matmul mixes
-// every feature of the last state, so it runs one step after another over the whole batch.) Built with -ffast-math -fno-finite-math-only at compile
-// time only (never linked with it, so the process's floating-point modes are untouched): NaN and Inf
-// pass through as in PyTorch (the training loop's NaN guard relies on it), and exp vectorizes
-// (glibc's libmvec, declared below); tests hold every kernel to the pure-PyTorch path.
+// every feature of the last state, so it runs one step after another over the whole batch.) Built
+// with -ffast-math -fno-finite-math-only at compile time only (never linked with it, so the
+// process's floating-point modes are untouched): NaN and Inf pass through as in PyTorch (the training
+// loop's NaN guard relies on it), and exp vectorizes (glibc's libmvec, declared below); tests hold
+// every kernel to the pure-PyTorch path.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <c10/util/complex.h>
