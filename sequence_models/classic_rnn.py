@@ -85,8 +85,8 @@ class _ClassicRNN(nn.Module):
         """torch's module (cuDNN, oneDNN), or on CPU for the GRU and Elman RNN the project's C++ time
         loop (kernels/cpu.py ClassicRNNSequence: the same maths and parameters, several times faster
         to differentiate than torch's CPU GRU / RNN, which record a dozen autograd nodes per step)."""
-        on_cpu = x.device.type == "cpu" and x.shape[1] > 0
-        if self.cpu_kernel_cell and on_cpu and scan_backend_for(x.device) == "cpu":
+        steps_on_cpu = x.device.type == "cpu" and x.shape[1] > 0
+        if self.cpu_kernel_cell and steps_on_cpu and scan_backend_for(x.device) == "cpu":
             from .kernels.cpu import ClassicRNNSequence
 
             w_ih, w_hh, b_ih, b_hh = self._weights()

@@ -174,8 +174,9 @@ class Mamba(nn.Module):
         if x.device.type == "cpu" and scan_backend_for(x.device) == "cpu":
             from .kernels.cpu import SelectiveScan
 
-            start = None if initial_state is None else initial_state.to(x.dtype)
-            return SelectiveScan.apply(x, delta.to(x.dtype), self.A().to(x.dtype), B.to(x.dtype), C.to(x.dtype), start)
+            # SelectiveScan casts the initial state to x's dtype itself
+            return SelectiveScan.apply(x, delta.to(x.dtype), self.A().to(x.dtype), B.to(x.dtype), C.to(x.dtype),
+                                       initial_state)
         batch, length, _ = x.shape
         chunk = max(1, self.scan_chunk_elements // (batch * self.d_inner * self.d_state))
         if length <= chunk:

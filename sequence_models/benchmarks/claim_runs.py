@@ -29,6 +29,7 @@ from typing import Any, Callable
 import yaml
 
 from ..training.config import ConfigError, flat_fields, from_plain, override, to_plain
+from ..training.run_folder import numbered_names
 from .tables import Table, write_tables
 
 CLAIM_COLUMNS = ("claim", "paper", "ours", "verdict", "converged")
@@ -83,21 +84,15 @@ def train_once(run: Callable[..., dict[str, Any]], config: Any, runs_dir: Path, 
     A run folder that exists with other settings is kept, so the new run goes to name-2 (name-3, ...: the
     run folder's rule); those numbered folders are looked in as well, so it is read back the next time."""
     config = override(config, runs_dir=str(runs_dir), run_name=name, progress=False)
-    for folder in _run_folders(Path(runs_dir), name):
+    for candidate in numbered_names(name):  # name, then name-2, ... while those folders exist
+        folder = Path(runs_dir) / candidate
+        if candidate != name and not folder.is_dir():
+            break
         done = finished_run(folder, config)
         if done is not None:
             print(f"  {name}: finished earlier with these settings, read from {folder}")
             return done
     return run(config, quiet=True)
-
-
-def _run_folders(runs_dir: Path, name: str) -> list[Path]:
-    """runs_dir/name, then runs_dir/name-2, name-3, ... while they exist."""
-    folders, i = [runs_dir / name], 2
-    while (runs_dir / f"{name}-{i}").is_dir():
-        folders.append(runs_dir / f"{name}-{i}")
-        i += 1
-    return folders
 
 
 Job = tuple[str, Callable[..., dict[str, Any]], Any]

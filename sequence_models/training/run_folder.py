@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import yaml
@@ -39,6 +40,12 @@ def _describe_os_error(path: Path, e: OSError) -> str:
     return f"{path}: {reason.get(e.errno, e.strerror or str(e))}"
 
 
+def numbered_names(name: str) -> Iterator[str]:
+    """name, name-2, name-3, ...: the folder names a run called `name` may get (claim_fresh's order)."""
+    yield name
+    yield from (f"{name}-{i}" for i in itertools.count(2))
+
+
 def claim_fresh(runs_dir: str | Path, name: str) -> Path:
     """Create runs_dir/name, else name-2, name-3, ...: the first that does not exist (atomic mkdir)."""
     runs_dir = Path(runs_dir)
@@ -46,14 +53,12 @@ def claim_fresh(runs_dir: str | Path, name: str) -> Path:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RunFolderError(f"cannot make the runs folder {_describe_os_error(runs_dir, e)}; pick another --runs-dir") from None
-    candidate, i = name, 1
-    while True:
+    for candidate in numbered_names(name):
         try:
             (runs_dir / candidate).mkdir()
             return runs_dir / candidate
         except FileExistsError:
-            i += 1
-            candidate = f"{name}-{i}"
+            continue
         except OSError as e:
             raise RunFolderError(f"cannot make the run folder {_describe_os_error(runs_dir / candidate, e)}; "
                                  "pick another --runs-dir") from None
