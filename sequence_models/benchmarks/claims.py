@@ -135,7 +135,7 @@ def shakespeare(runs_dir: Path, data_dir: str | None = None, smoke: bool = False
     base = override(lm_config.PRESETS["claims-shakespeare"](), seed=seed, data_dir=data_dir)
     base = _smoke_lm(base) if smoke else base
     shape = {name: getattr(base.backbone, name) for name in BACKBONE_SHAPE}
-    models = {"mingru": {}, "minlstm": {}, "lru": {}, "transformer": dict(n_heads=4)}
+    models = {"mingru": {}, "transformer": dict(n_heads=4), "minlstm": {}, "lru": {}}  # the claim's pair first
     result = ClaimResult("shakespeare", f"Tiny Shakespeare chars, {shape['n_layers']} x {shape['d_model']}, context "
                          f"{base.seq_len}, {base.steps} steps x {base.batch_size}, seed {seed}", tolerance=0.02)
     runs = train_many([(f"shakespeare-{name}", lm_training.run, _backbone(base, name, **shape, **extra))
