@@ -1,7 +1,7 @@
 """The papers' claims from real runs of their presets (scripts/claims.py at full CPU scale): -m slow.
 
 Minutes to hours on a 2-core CPU (copying: 10 runs of 3000 steps; dsf: 9 runs of 3000; shakespeare: 4 of
-3000; agents: 27 runs of 1000 steps, about a minute each, two at a time, and 9 for the minGRU / minLSTM
+6000; agents: 27 runs of 1000 steps, about a minute each, two at a time, and 9 for the minGRU / minLSTM
 test). Each asserts the verdicts the suite prints, and the copying test that the runs its verdict rests
 on converged (their curves flat over the last quarter). Tiny Shakespeare is read from $CLAIMS_DATA_DIR
 when set, else downloaded into the cache.

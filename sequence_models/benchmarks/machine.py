@@ -8,12 +8,14 @@ import sys
 import torch
 
 
-def describe_machine(device: torch.device) -> str:
+def describe_machine(device: torch.device, threads: str | None = None) -> str:
+    """`threads` replaces the CPU's "N torch threads" where the numbers come from other processes (the
+    claims' runs: one thread each)."""
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         where = f"{props.name}, {props.total_memory / 2**30:.0f} GiB; CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}"
     else:
-        where = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads"
+        where = f"{platform.processor() or platform.machine()} CPU, {threads or f'{torch.get_num_threads()} torch threads'}"
     versions = [f"torch {torch.__version__}", f"python {sys.version.split()[0]}"]
     try:
         import triton
