@@ -36,10 +36,12 @@ def test_dsf_sits_between_bptt_and_truncated(tmp_path):
         assert row["verdict"] == "holds", row
 
 
-def test_mingru_matches_the_transformer_on_shakespeare(tmp_path):
+def test_mingru_no_worse_than_the_transformer_on_shakespeare(tmp_path):
+    """The verdict rests on a converged minGRU run (the transformer's may still be falling: the README says so)."""
     row = verdicts(claims.shakespeare(tmp_path, DATA_DIR))[
-        "minGRU matches the transformer (loss gap minGRU - transformer within 0.05 nats)"]
+        "minGRU no worse than the transformer (loss gap minGRU - transformer <= +0.05 nats)"]
     assert row["verdict"] == "holds", row
+    assert "mingru" not in row["converged"], row
 
 
 def test_mingru_and_minlstm_dt_within_five_points_of_the_transformer(tmp_path):

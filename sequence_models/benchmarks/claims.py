@@ -25,6 +25,7 @@ from .claim_runs import ClaimResult, read_curve, train_many
 MINGRU_COPY_BY_DEPTH = (37.0, 96.8, 99.5)
 DSF_PAPER_PPL = {"bptt": 28.32, "dsf": 31.54, "truncated": 46.60}
 SHAKESPEARE_PAPER = {"mingru": 1.548, "transformer": 1.547}
+SHAKESPEARE_MARGIN = 0.05  # nats
 # Mamba paper Table 1 (selective copying): S6 layers 97.0-99.8 %, S4 18.3 % (no gate) to 57.0 % (gated).
 MAMBA_PAPER_COPY = "S6: 97.0-99.8 %"
 S4_PAPER_COPY = "S4: 18.3-57.0 %"
@@ -143,10 +144,13 @@ def shakespeare(runs_dir: Path, data_dir: str | None = None, smoke: bool = False
     loss = {name: _lm_row(result, runs[f"shakespeare-{name}"], name) for name in models}
     gap = loss["mingru"] - loss["transformer"]
     paper_gap = SHAKESPEARE_PAPER["mingru"] - SHAKESPEARE_PAPER["transformer"]
-    result.claim("minGRU matches the transformer (loss gap minGRU - transformer within 0.05 nats)",
+    # The paper's point is that minGRU is competitive with the transformer, so the claim is one-sided: a minGRU
+    # better by more than 0.05 holds it (the README says whether the tie itself is reproduced).
+    claim = f"minGRU no worse than the transformer (loss gap minGRU - transformer <= +{SHAKESPEARE_MARGIN} nats)"
+    result.claim(claim,
                  f"{SHAKESPEARE_PAPER['mingru']} vs {SHAKESPEARE_PAPER['transformer']} (gap {paper_gap:+.3f}; 6 x 384, "
                  "5000 steps)", f"{loss['mingru']:.3f} vs {loss['transformer']:.3f} (gap {gap:+.3f})",
-                 abs(gap) <= 0.05, ["mingru", "transformer"])
+                 gap <= SHAKESPEARE_MARGIN, ["mingru", "transformer"])
     result.claim("minLSTM / LRU, same budget (valid loss)", "-",
                  f"{loss['minlstm']:.3f} / {loss['lru']:.3f}", None, ["minlstm", "lru"])
     return result
