@@ -1,8 +1,8 @@
 """The papers' claims from real runs of their presets (scripts/claims.py at full CPU scale): -m slow.
 
-Minutes to hours on a 2-core CPU (copying: 10 runs of 3000 steps; dsf: 9 runs of 3000; shakespeare: 4 of
-6000; agents: 27 runs of 1000 steps, about a minute each, two at a time, and 9 for the minGRU / minLSTM
-test). Each asserts the verdicts the suite prints, and the copying test that the runs its verdict rests
+Minutes to hours on a 2-core CPU, every claim two runs at a time (copying: 10 runs of 3000 steps, about 30
+min; dsf: 9 runs of 3000, about 25; shakespeare: 4 of 6000, about 40; agents: 27 runs of 1000 steps, about a
+minute each, and 9 for the minGRU / minLSTM test). Each asserts the verdicts the suite prints, and the copying test that the runs its verdict rests
 on converged (their curves flat over the last quarter). Tiny Shakespeare is read from $CLAIMS_DATA_DIR
 when set, else downloaded into the cache.
 """
@@ -22,7 +22,7 @@ def verdicts(result) -> dict[str, dict]:
 
 
 def test_copying_three_layers_copy_and_accuracy_rises_with_depth(tmp_path):
-    rows = verdicts(claims.copying(tmp_path))
+    rows = verdicts(claims.copying(tmp_path, workers=2))
     for family in ("mingru", "minlstm"):
         three = rows[f"{family}: 3 layers >= 99 % test accuracy"]
         assert three["verdict"] == "holds" and three["converged"] == "yes", three
@@ -30,7 +30,7 @@ def test_copying_three_layers_copy_and_accuracy_rises_with_depth(tmp_path):
 
 
 def test_dsf_sits_between_bptt_and_truncated(tmp_path):
-    rows = verdicts(claims.dsf(tmp_path, DATA_DIR, linear=False))
+    rows = verdicts(claims.dsf(tmp_path, DATA_DIR, linear=False, workers=2))
     for cell in ("gru", "lstm", "rnn"):
         row = rows[f"{cell}: valid loss BPTT < DSF < truncated"]
         assert row["verdict"] == "holds", row
@@ -38,7 +38,7 @@ def test_dsf_sits_between_bptt_and_truncated(tmp_path):
 
 def test_mingru_no_worse_than_the_transformer_on_shakespeare(tmp_path):
     """The verdict rests on a converged minGRU run (the transformer's may still be falling: the README says so)."""
-    row = verdicts(claims.shakespeare(tmp_path, DATA_DIR))[
+    row = verdicts(claims.shakespeare(tmp_path, DATA_DIR, workers=2))[
         "minGRU no worse than the transformer (loss gap minGRU - transformer <= +0.05 nats)"]
     assert row["verdict"] == "holds", row
     assert "mingru" not in row["converged"], row
