@@ -76,9 +76,9 @@ def run_claims(args: ClaimsArgs) -> bool:
             results.append(claims.shakespeare(runs, args.data_dir, seed=args.seed, **common))
         else:
             results.append(agents(runs, seeds=args.agent_seeds, backbones=args.agent_backbones, **common))
+    threads = f"{os.cpu_count()} cores, runs of one torch thread, {workers} at once"
     header = (f"# Claims at CPU scale{' (SMOKE: tiny budgets, no verdict means anything)' if args.smoke else ''}\n\n"
-              f"{describe_machine(torch.device('cpu'), f'{os.cpu_count()} cores, runs of one torch thread, {workers} at once')}; "
-              f"{time.perf_counter() - start:.0f} s wall time for "
+              f"{describe_machine(torch.device('cpu'), threads)}; {time.perf_counter() - start:.0f} s wall time for "
               f"--claim {args.claim}.\n\n" + "\n".join(f"- {r.cost(workers)}" for r in results))
     write_claims(results, args.out_dir, header)
     return all_hold(results)
