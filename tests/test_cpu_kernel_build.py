@@ -1,4 +1,4 @@
-"""The CPU kernels' build cache: one build per (source contents, flags, torch, CPU), shared by every
+"""The CPU kernels' build cache: one build per (source contents, flags, torch install, CPU), shared by every
 checkout on a machine, and a message whenever a compilation actually happens. Nothing is compiled
 here: torch's cpp_extension.load is replaced by a fake that writes the library file."""
 
@@ -11,7 +11,8 @@ from torch.utils import cpp_extension
 
 from sequence_models.kernels import cpu as cpu_kernels
 
-BASE = dict(source=b"int x;", compile_flags=["-O3"], link_flags=["-lmvec"], torch_version="2.13.0", capability="AVX2")
+BASE = dict(source=b"int x;", compile_flags=["-O3"], link_flags=["-lmvec"], torch_version="2.13.0", capability="AVX2",
+            torch_dir="/venv/lib/python3.11/site-packages/torch")
 
 
 def test_build_key_is_stable_for_the_same_inputs():
@@ -25,6 +26,7 @@ def test_build_key_is_stable_for_the_same_inputs():
     dict(link_flags=[]),
     dict(torch_version="2.13.1"),
     dict(capability="AVX512"),
+    dict(torch_dir="/another-venv/lib/python3.11/site-packages/torch"),  # its headers and libraries are in the build
 ])
 def test_build_key_changes_with_any_input(change):
     assert cpu_kernels.build_key(**{**BASE, **change}) != cpu_kernels.build_key(**BASE)

@@ -45,19 +45,23 @@ def compile_flags(capability: str | None = None) -> list[str]:
 
 
 def build_key(source: bytes, compile_flags: list[str], link_flags: list[str], torch_version: str,
-              capability: str) -> str:
-    """A short hash of everything the compiled library depends on (and nothing else, e.g. no path)."""
+              capability: str, torch_dir: str) -> str:
+    """A short hash of everything the compiled library depends on, and nothing else: no checkout's path,
+    but torch's install folder (the build command names its headers and libraries, so two virtual
+    environments sharing one build would rebuild it each time the other had used it)."""
     digest = hashlib.sha256(source)
-    for part in (*compile_flags, "|", *link_flags, "|", torch_version, capability):
+    for part in (*compile_flags, "|", *link_flags, "|", torch_version, capability, torch_dir):
         digest.update(b"\0" + part.encode())
     return digest.hexdigest()[:16]
 
 
 def extension_name(cflags: list[str] | None = None) -> str:
-    """The cached build's name for this source, these flags (default: compile_flags()), torch and CPU."""
+    """The cached build's name for this source, these flags (default: compile_flags()), torch (its version
+    and install folder) and CPU."""
     capability = torch.backends.cpu.get_cpu_capability()
     cflags = compile_flags(capability) if cflags is None else cflags
-    key = build_key(SOURCE.read_bytes(), cflags, list(LINK_FLAGS), torch.__version__, capability)
+    key = build_key(SOURCE.read_bytes(), cflags, list(LINK_FLAGS), torch.__version__, capability,
+                    str(Path(torch.__file__).resolve().parent))
     return f"{EXTENSION_PREFIX}_{capability.lower()}_{key}"
 
 
