@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+import yaml
 
 from sequence_models.training.provenance import code_version
 from tests.script_loading import load_script
@@ -26,7 +27,8 @@ def test_claims_suite_writes_the_table_csvs_and_plots(tmp_path, tiny_shakespeare
     out = tmp_path / "claims"
     module = load_script("claims")
     module.main(["--claim", "all", "--smoke", "--out-dir", str(out), "--data-dir", str(tiny_shakespeare),
-                 "--agent-seeds", "0", "--agent-backbones", "mingru", "transformer", "--no-dsf-linear", "--jobs", "1"])
+                 "--agent-seeds", "0", "--agent-backbones", "mingru", "transformer", "--no-dsf-linear", "--jobs", "1",
+                 "--device", "cpu"])
     rows = list(csv.DictReader((out / "claims.csv").open()))
     assert list(rows[0]) == ["claim", "paper", "ours", "verdict", "converged"]
     claims = [r["claim"] for r in rows]
@@ -52,6 +54,9 @@ def test_claims_suite_writes_the_table_csvs_and_plots(tmp_path, tiny_shakespeare
     window = json.loads((out / "runs" / "mingru-K20-s0" / "eval-last-window.json").read_text())
     assert window["mode"] == "window" and len(window["targets"]) == 1
     text = (out / "claims.md").read_text()
+    for run in ("copy-mingru-1-layer", "dsf-gru-dsf", "shakespeare-mingru", "mingru-K20-s0"):  # --device reached each
+        assert yaml.safe_load((out / "runs" / run / "config.yaml").read_text())["config"]["run"]["device"] == "cpu"
+    assert text.startswith("# Claims at CPU scale (SMOKE") and "\ndevice: cpu (" in text
     assert "SMOKE" in text and "| claim | paper | ours | verdict | converged |" in text
     assert "- copying: 10 runs, " in text and "- agents: 4 runs, " in text and "at --jobs 1" in text  # the cost lines
 
@@ -76,8 +81,6 @@ def test_a_finished_run_is_read_back_and_a_changed_setting_trains_again(tmp_path
 
 
 def test_a_field_added_since_at_its_default_is_no_difference(tmp_path, capsys):
-    import yaml
-
     from sequence_models.benchmarks.claim_runs import finished_run, train_once
     from sequence_models.tasks import copy_config, copy_training
     from sequence_models.training.config import override

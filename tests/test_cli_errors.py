@@ -60,6 +60,7 @@ CASES = [
     ("train_copy", ["--batch-size", "0"], 2, "batch_size"),
     ("train_copy", ["--n-memorize", "0"], 2, "n_memorize"),
     ("train_copy", ["--schedule", "step", "--device", "cpu", "--runs-dir", "{tmp}/runs"], 2, "this task has none"),
+    ("claims", ["--device", "gpu", "--out-dir", "{tmp}/claims"], 2, "device 'gpu'"),  # before any run starts
     ("evaluate_agent", ["{tmp}/nothing.pt"], 1, "does not exist"),
     ("evaluate_agent", ["{tmp}/nothing.pt", "--seed", "-1"], 2, "--seed must be >= 0"),
     ("evaluate_agent", ["{tmp}/nothing.pt", "--output", "{tmp}/no/such/folder/out.json"], 2, "does not exist"),

@@ -64,11 +64,12 @@ def _mean_std(scores: list[float]) -> str:
 
 def agents(runs_dir: Path, smoke: bool = False, seeds: tuple[int, ...] = (0, 1, 2),
            backbones: tuple[str, ...] = BACKBONES, short_context: bool = True, workers: int = 1,
-           window_check: bool = True) -> ClaimResult:
+           window_check: bool = True, device: str = "auto") -> ClaimResult:
     """Every backbone at the preset's settings (whole episodes) and (`short_context`) at DT's K=20, `seeds` each;
     at each context the recurrent backbones against the transformer. The recurrent backbones' K=20 runs are also
-    evaluated in window mode (`window_check`): the same episodes, the checkpoint after the last step."""
-    base = PRESETS["claims-cheetah"]()
+    evaluated in window mode (`window_check`): the same episodes, the checkpoint after the last step. Every run and
+    evaluation goes on `device` (auto: CUDA when available)."""
+    base = override(PRESETS["claims-cheetah"](), device=device)
     base = _smoke(base) if smoke else base
     result = ClaimResult("agents", f"{base.dataset}: 2 x {base.backbone.d_model}, {base.steps} steps, seeds "
                          f"{', '.join(map(str, seeds))}", tolerance=FLAT_TOLERANCE)
@@ -90,7 +91,7 @@ def agents(runs_dir: Path, smoke: bool = False, seeds: tuple[int, ...] = (0, 1, 
     for context, at_context in scores.items():
         _context_claims(result, at_context, context, len(seeds) > 1)
     if short_context and window_check:
-        _window_claims(result, plan, runs, SHORT["context_len"])
+        _window_claims(result, plan, runs, SHORT["context_len"], device)
     if short_context:
         long, short = scores[base.context_len], scores[SHORT["context_len"]]
         for backbone in backbones:
@@ -131,7 +132,7 @@ def _parity_claims(result: ClaimResult, scores: dict[str, list[float]], context:
 
 
 def _window_claims(result: ClaimResult, plan: list[tuple[str, AgentConfig]], runs: dict[str, dict[str, Any]],
-                   context: int) -> None:
+                   context: int, device: str = "auto") -> None:
     """The recurrent K=`context` runs in both evaluation modes: recurrent no worse than window."""
     by_backbone: dict[str, tuple[list[float], list[float]]] = {}
     for label, config in plan:
@@ -142,7 +143,7 @@ def _window_claims(result: ClaimResult, plan: list[tuple[str, AgentConfig]], run
         target = next(iter(r["final_score"]))
         recurrent, window = by_backbone.setdefault(backbone, ([], []))
         recurrent.append(r["final_score"][target])
-        window.append(window_score(Path(r["run_dir"]), float(target)))
+        window.append(window_score(Path(r["run_dir"]), float(target), device))
     for backbone, (recurrent, window) in by_backbone.items():
         result.claim(f"{backbone}: recurrent evaluation no worse than window (K={context}, within {WINDOW_MARGIN:g})",
                      "-", f"recurrent {_mean_std(recurrent)} vs window {_mean_std(window)}",
@@ -150,7 +151,7 @@ def _window_claims(result: ClaimResult, plan: list[tuple[str, AgentConfig]], run
                      [r["run"] for r in result.runs if r["context"] == context and r["run"].split()[0] == backbone])
 
 
-def window_score(run_dir: Path, target: float) -> float:
+def window_score(run_dir: Path, target: float, device: str = "auto") -> float:
     """Normalized score of run_dir's last checkpoint in window mode at `target`, on the run's final evaluation's
     episodes (read back from run_dir/eval-last-window.json when it holds that target)."""
     from agents.evaluate_checkpoint import EvaluateArgs, evaluate_checkpoint
@@ -160,7 +161,8 @@ def window_score(run_dir: Path, target: float) -> float:
     if [t["target"] for t in summary.get("targets", [])] != [target]:
         with contextlib.redirect_stdout(io.StringIO()):
             summary = evaluate_checkpoint(EvaluateArgs(checkpoint=str(run_dir / "checkpoints" / "last.pt"),
-                                                       targets=(target,), mode="window", output=str(saved)))
+                                                       targets=(target,), mode="window", output=str(saved),
+                                                       device=device))
     row = summary["targets"][0]
     return float(row.get("normalized_mean", row["return_mean"]))
 

@@ -49,17 +49,19 @@ class ClaimsArgs:
     """runs at once, each in its own process with its preset's one thread (0: one per CPU core)"""
     smoke: bool = False
     """tiny budgets (seconds): checks the machinery; the verdicts mean nothing"""
+    device: str = "auto"
+    """where every run trains: auto (CUDA when available), cpu, cuda, cuda:1, ... (--jobs runs share one GPU)"""
 
 
 def run_claims(args: ClaimsArgs) -> bool:
     """Run the chosen claims, write the table; True when every verdict holds."""
-    import torch  # here, not at the top: --help needs only ClaimsArgs
-
     from agents.benchmarks.claims import agents
-    from sequence_models.benchmarks import claims
+    from sequence_models.benchmarks import claims  # (these import torch: --help needs only ClaimsArgs)
     from sequence_models.benchmarks.claim_runs import all_hold, write_claims
     from sequence_models.benchmarks.machine import describe_machine
+    from sequence_models.training.device import pick_device
 
+    device = pick_device(args.device)  # checked before any run starts
     names = ("copying", "dsf", "shakespeare", "agents") if args.claim == "all" else (args.claim,)
     runs = args.out_dir / "runs"
     start = time.perf_counter()
@@ -67,7 +69,7 @@ def run_claims(args: ClaimsArgs) -> bool:
     results = []
     for name in names:
         print(f"claim {name}: {workers} run{'s' * (workers > 1)} at once", flush=True)
-        common = dict(smoke=args.smoke, workers=workers)
+        common = dict(smoke=args.smoke, workers=workers, device=str(device))
         if name == "copying":
             results.append(claims.copying(runs, seed=args.seed, **common))
         elif name == "dsf":
@@ -77,8 +79,9 @@ def run_claims(args: ClaimsArgs) -> bool:
         else:
             results.append(agents(runs, seeds=args.agent_seeds, backbones=args.agent_backbones, **common))
     threads = f"{os.cpu_count()} cores, runs of one torch thread, {workers} at once"
+    machine = describe_machine(device, threads) + ("" if device.type == "cpu" else f"; {workers} runs at once")
     header = (f"# Claims at CPU scale{' (SMOKE: tiny budgets, no verdict means anything)' if args.smoke else ''}\n\n"
-              f"{describe_machine(torch.device('cpu'), threads)}; {time.perf_counter() - start:.0f} s wall time for "
+              f"{machine}; {time.perf_counter() - start:.0f} s wall time for "
               f"--claim {args.claim}.\n\n" + "\n".join(f"- {r.cost(workers)}" for r in results))
     write_claims(results, args.out_dir, header)
     return all_hold(results)

@@ -5,6 +5,7 @@ claims-dsf, claims-shakespeare), changing only the backbone, so every model gets
 data and seed. Each returns a ClaimResult (claim_runs.py): the claims table rows (the paper's number,
 ours, the verdict, whether every run's curve was flat over its last quarter) and one row and one
 curve per run. `smoke=True` shrinks every budget to seconds: it checks the machinery, not a claim.
+`device` is every run's --device (auto: CUDA when available).
 
 The agent claim lives in agents/benchmarks/claims.py (sequence_models never imports agents).
 """
@@ -48,9 +49,9 @@ def _backbone(config, name: str, **fields):
     return dataclasses.replace(config, backbone=backbone_config(name, **fields))
 
 
-def copying(runs_dir: Path, smoke: bool = False, seed: int = 0, workers: int = 1) -> ClaimResult:
+def copying(runs_dir: Path, smoke: bool = False, seed: int = 0, workers: int = 1, device: str = "auto") -> ClaimResult:
     """minGRU / minLSTM at 1, 2, 3 layers, LRU and transformer (3 layers): test accuracy at one budget."""
-    base = override(copy_config.PRESETS["claims-copy"](), seed=seed)
+    base = override(copy_config.PRESETS["claims-copy"](), seed=seed, device=device)
     base = _smoke_copy(base) if smoke else base
     width = dict(d_model=base.backbone.d_model, dropout=0.0)
     models = [(f"{n} {k} layer{'s' * (k > 1)}", n, dict(n_layers=k, expansion=base.backbone.expansion, **width))
@@ -95,10 +96,10 @@ def _lm_row(result: ClaimResult, r: dict[str, Any], label: str) -> float:
 
 
 def dsf(runs_dir: Path, data_dir: str | None = None, smoke: bool = False, seed: int = 0,
-        linear: bool = True, workers: int = 1) -> ClaimResult:
+        linear: bool = True, workers: int = 1, device: str = "auto") -> ClaimResult:
     """GRU / LSTM / Elman RNN with bptt, dsf, truncated gradients (and minGRU / minLSTM / LRU with bptt and
     dsf when `linear`): validation loss on Tiny Shakespeare characters at one budget."""
-    base = override(lm_config.PRESETS["claims-dsf"](), seed=seed, data_dir=data_dir)
+    base = override(lm_config.PRESETS["claims-dsf"](), seed=seed, data_dir=data_dir, device=device)
     base = _smoke_lm(base) if smoke else base
     d = base.backbone.d_model
     result = ClaimResult("dsf", f"DSF: Tiny Shakespeare chars, 1 layer x {d}, stream batching, context {base.seq_len}, "
@@ -131,9 +132,9 @@ def dsf(runs_dir: Path, data_dir: str | None = None, smoke: bool = False, seed: 
 
 
 def shakespeare(runs_dir: Path, data_dir: str | None = None, smoke: bool = False, seed: int = 0,
-                workers: int = 1) -> ClaimResult:
+                workers: int = 1, device: str = "auto") -> ClaimResult:
     """minGRU, minLSTM, LRU and transformer at 2 x 128 and one budget: the gap to the transformer."""
-    base = override(lm_config.PRESETS["claims-shakespeare"](), seed=seed, data_dir=data_dir)
+    base = override(lm_config.PRESETS["claims-shakespeare"](), seed=seed, data_dir=data_dir, device=device)
     base = _smoke_lm(base) if smoke else base
     shape = {name: getattr(base.backbone, name) for name in BACKBONE_SHAPE}
     models = {"mingru": {}, "transformer": dict(n_heads=4), "minlstm": {}, "lru": {}}  # the claim's pair first
