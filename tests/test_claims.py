@@ -1,7 +1,7 @@
 """The papers' claims from real runs of their presets (scripts/claims.py at full CPU scale): -m slow.
 
-Minutes to hours on a 2-core CPU, every claim two runs at a time (copying: 10 runs of 3000 steps, about 30
-min; dsf: 9 runs of 3000, about 25; shakespeare: 4 of 6000, about 40; agents: 27 runs of 1000 steps, about a
+Minutes to hours on a 2-core CPU, every claim two runs at a time (measured: copying, 10 runs of 3000 steps,
+about 40 min; dsf, 9 runs of 3000, 30; shakespeare, 4 of 6000, 42; agents: 27 runs of 1000 steps, about a
 minute each, and 9 for the minGRU / minLSTM test). Each asserts the verdicts the suite prints, and the copying
 test that the runs its verdict rests on converged (their curves flat over the last quarter). Tiny Shakespeare
 is read from $CLAIMS_DATA_DIR when set, else downloaded into the cache.
