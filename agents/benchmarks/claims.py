@@ -91,7 +91,7 @@ def agents(runs_dir: Path, smoke: bool = False, seeds: tuple[int, ...] = (0, 1, 
     for context, at_context in scores.items():
         _context_claims(result, at_context, context, len(seeds) > 1)
     if short_context and window_check:
-        _window_claims(result, plan, runs, SHORT["context_len"], device)
+        _window_claims(result, plan, runs, SHORT["context_len"])
     if short_context:
         long, short = scores[base.context_len], scores[SHORT["context_len"]]
         for backbone in backbones:
@@ -132,8 +132,9 @@ def _parity_claims(result: ClaimResult, scores: dict[str, list[float]], context:
 
 
 def _window_claims(result: ClaimResult, plan: list[tuple[str, AgentConfig]], runs: dict[str, dict[str, Any]],
-                   context: int, device: str = "auto") -> None:
-    """The recurrent K=`context` runs in both evaluation modes: recurrent no worse than window."""
+                   context: int) -> None:
+    """The recurrent K=`context` runs in both evaluation modes: recurrent no worse than window (each evaluated on
+    its own run's device)."""
     by_backbone: dict[str, tuple[list[float], list[float]]] = {}
     for label, config in plan:
         backbone = label.split()[0]
@@ -143,7 +144,7 @@ def _window_claims(result: ClaimResult, plan: list[tuple[str, AgentConfig]], run
         target = next(iter(r["final_score"]))
         recurrent, window = by_backbone.setdefault(backbone, ([], []))
         recurrent.append(r["final_score"][target])
-        window.append(window_score(Path(r["run_dir"]), float(target), device))
+        window.append(window_score(Path(r["run_dir"]), float(target), config.run.device))
     for backbone, (recurrent, window) in by_backbone.items():
         result.claim(f"{backbone}: recurrent evaluation no worse than window (K={context}, within {WINDOW_MARGIN:g})",
                      "-", f"recurrent {_mean_std(recurrent)} vs window {_mean_std(window)}",
